@@ -1,0 +1,128 @@
+"""Every baked case: clean output, lint, Django checks and its own test suite."""
+
+import json
+import re
+import tomllib
+
+import pytest
+
+from .bakery import CASES, UV, production_env, python, run
+
+JINJA = re.compile(r"{{|{%|{#|}}|%}")
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def case(request):
+    return request.param
+
+
+def test_no_jinja_leftovers(baked, case):
+    project = baked(case)
+    leftovers = []
+    for path in project.rglob("*"):
+        if path.is_file() and ".venv" not in path.parts:
+            text = path.read_text(errors="replace")
+            leftovers += [
+                f"{path.relative_to(project)}: {m.group()}"
+                for m in JINJA.finditer(text)
+                if not _django_template_tag(path)
+            ]
+    assert leftovers == []
+
+
+def _django_template_tag(path):
+    # Django templates are meant to contain {% %} and {{ }}.
+    return path.suffix == ".html"
+
+
+def test_answers_are_recorded(baked, case):
+    recorded = json.loads((baked(case) / ".cookiecutter.json").read_text())
+    assert recorded["task_backend"] == "django_tasks_db"
+    for key, value in CASES[case].items():
+        assert recorded[key] == value
+
+
+def test_env_is_git_ignored_and_holds_a_key(baked, case):
+    project = baked(case)
+    assert ".env" in (project / ".gitignore").read_text().splitlines()
+    assert re.search(r"^SECRET_KEY=\S{50,}$", (project / ".env").read_text(), re.M)
+
+
+def test_python_version_is_pinned_for_uv_and_pyenv(baked, case):
+    project = baked(case)
+    assert (project / ".python-version").read_text().strip() == "3.13"
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    assert pyproject["project"]["requires-python"] == ">=3.13"
+
+
+def test_ruff_check(synced, case):
+    project = synced(case)
+    run(project, UV, "run", "--no-sync", "ruff", "check", ".")
+
+
+def test_ruff_format(synced, case):
+    project = synced(case)
+    run(project, UV, "run", "--no-sync", "ruff", "format", "--check", ".")
+
+
+def test_manage_check(synced, case):
+    project = synced(case)
+    run(project, python(project), "manage.py", "check", "--fail-level", "WARNING")
+
+
+def test_no_missing_migrations(synced, case):
+    project = synced(case)
+    run(project, python(project), "manage.py", "makemigrations", "--check", "--dry-run")
+
+
+def test_check_deploy_is_clean_with_production_env(synced, case):
+    project = synced(case)
+    result = run(
+        project,
+        python(project),
+        "manage.py",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env=production_env(case),
+    )
+    assert "no issues" in result.stdout
+
+
+def test_production_settings_refuse_to_start_without_secret_key(synced, case):
+    project = synced(case)
+    env = {**production_env(case), "SECRET_KEY": ""}
+    # .env would supply a key: run from a copy of the settings without it.
+    result = run(
+        project,
+        python(project),
+        "-c",
+        "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', "
+        "'config.settings'); import dotenv; dotenv.load_dotenv = lambda *a, **k: None; "
+        "django.setup()",
+        env=env,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_project_test_suite_passes_on_postgresql(synced, case):
+    project = synced(case)
+    env = {**production_env(case), "SECRET_KEY": "test-" + "k" * 60}
+    result = run(
+        project,
+        UV,
+        "run",
+        "--no-sync",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--create-db",
+        env=env,
+        timeout=900,
+    )
+    assert re.search(r"\d+ passed", result.stdout)
+    assert " failed" not in result.stdout

@@ -1,0 +1,138 @@
+"""The hooks, imported as modules and run through cookiecutter itself."""
+
+import importlib.util
+import json
+
+import pytest
+from cookiecutter.exceptions import FailedHookException
+from cookiecutter.main import cookiecutter
+
+from .bakery import ROOT
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "hooks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pre_gen = load("pre_gen_project")
+post_gen = load("post_gen_project")
+DEFAULTS = json.loads((ROOT / "cookiecutter.json").read_text())
+GOOD = {
+    "project_slug": "observatory_notes",
+    "author_email": "ada@example.com",
+    "domain_name": "example.com",
+    "time_zone": "UTC",
+}
+
+
+def test_good_answers_have_no_problems():
+    assert pre_gen.problems(GOOD) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("project_slug", "My Project", "is not a lowercase Python identifier"),
+        ("project_slug", "2fast", "is not a lowercase Python identifier"),
+        ("project_slug", "class", "is not a lowercase Python identifier"),
+        ("project_slug", "django", "would shadow the Python module"),
+        ("project_slug", "test", "would shadow the Python module"),
+        ("project_slug", "email", "would shadow the Python module"),
+        ("project_slug", "config", "would shadow the Python module"),
+        ("author_email", "ada.example.com", "is not an email address"),
+        ("author_email", "ada@localhost", "is not an email address"),
+        ("domain_name", "localhost", "is not a host name"),
+        ("domain_name", "exa mple.com", "is not a host name"),
+        ("domain_name", "-bad.example.com", "is not a host name"),
+        ("time_zone", "Mars/Olympus", "is not an IANA time zone"),
+    ],
+)
+def test_each_bad_answer_gets_one_sentence(field, value, expected):
+    problems = pre_gen.problems({**GOOD, field: value})
+    assert len(problems) == 1
+    assert expected in problems[0]
+    assert repr(value) in problems[0]
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        {"project_name": "Django"},
+        {"project_slug": "Bad Slug"},
+        {"author_email": "not-an-email"},
+        {"domain_name": "nodots"},
+    ],
+)
+def test_bad_answers_stop_generation_and_leave_nothing(tmp_path, capfd, answers):
+    with pytest.raises(FailedHookException):
+        cookiecutter(
+            str(ROOT), no_input=True, extra_context=answers, output_dir=str(tmp_path)
+        )
+    assert list(tmp_path.iterdir()) == []
+    assert "ERROR: " in capfd.readouterr().err
+
+
+def test_optional_paths_name_real_template_files():
+    template = ROOT / "{{cookiecutter.project_slug}}"
+    for paths in post_gen.OPTIONAL_PATHS.values():
+        for path in paths:
+            assert (template / path).exists(), path
+
+
+def test_options_in_the_table_are_booleans_in_cookiecutter_json():
+    for option in post_gen.OPTIONAL_PATHS:
+        assert DEFAULTS[option] is True
+
+
+def test_remove_unselected_deletes_only_what_is_off(tmp_path):
+    for name in ("Dockerfile", ".dockerignore", "compose.yaml"):
+        (tmp_path / name).write_text("x")
+    for unit in ("supervisord", "systemd"):
+        (tmp_path / "deploy" / unit).mkdir(parents=True)
+        (tmp_path / "deploy" / unit / "unit").write_text("x")
+    context = {"use_docker": False, "use_supervisord": True, "use_systemd": False}
+
+    post_gen.remove_unselected(context, tmp_path)
+
+    assert not (tmp_path / "Dockerfile").exists()
+    assert not (tmp_path / "compose.yaml").exists()
+    assert (tmp_path / "deploy" / "supervisord" / "unit").exists()
+    assert not (tmp_path / "deploy" / "systemd").exists()
+
+
+def test_empty_deploy_folder_is_removed(tmp_path):
+    (tmp_path / "deploy" / "systemd").mkdir(parents=True)
+    (tmp_path / "deploy" / "supervisord").mkdir()
+    context = {"use_docker": True, "use_supervisord": False, "use_systemd": False}
+    post_gen.remove_unselected(context, tmp_path)
+    assert not (tmp_path / "deploy").exists()
+
+
+def test_env_gets_a_fresh_long_secret_key_each_time(tmp_path):
+    keys = []
+    for name in ("a", "b"):
+        root = tmp_path / name
+        root.mkdir()
+        post_gen.write_env(root)
+        env = (root / ".env").read_text()
+        keys.append(
+            next(line for line in env.splitlines() if line.startswith("SECRET_KEY="))
+        )
+        assert (root / ".env").stat().st_mode & 0o777 == 0o600
+    assert keys[0] != keys[1]
+    assert all(len(key) > len("SECRET_KEY=") + 50 for key in keys)
+
+
+def test_existing_env_is_kept(tmp_path):
+    (tmp_path / ".env").write_text("SECRET_KEY=mine\n")
+    post_gen.write_env(tmp_path)
+    assert (tmp_path / ".env").read_text() == "SECRET_KEY=mine\n"
+
+
+def test_next_steps_mention_compose_only_with_docker():
+    base = {"project_slug": "notes", "use_docker": True}
+    assert "docker compose up" in post_gen.next_steps(base)
+    assert "docker compose" not in post_gen.next_steps({**base, "use_docker": False})

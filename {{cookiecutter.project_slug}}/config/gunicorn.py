@@ -1,0 +1,18 @@
+"""gunicorn settings for the web process (``bin/web``).
+
+Read from the environment so that compose, supervisord and systemd tune the
+same file. Requests only enqueue work, so a few sync workers go a long way.
+"""
+
+import os
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Uploads are saved and handed to the worker, never processed in the request.
+timeout = 30
+graceful_timeout = 30
+# Let in-flight requests finish on SIGTERM; then the process exits.
+accesslog = "-"
+errorlog = "-"
+# The TLS-terminating proxy in front decides X-Forwarded-*; trust only it.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

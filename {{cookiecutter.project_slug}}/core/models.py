@@ -1,0 +1,38 @@
+"""The row behind every piece of background work a user asks for.
+
+Status pages read this row, never the task queue: ownership is checked on it,
+its status is the same whichever task backend runs the work, and it survives
+the queue's own clean-ups.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class Status(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Job(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
+    # Shown to the user as it is: a sentence, never a traceback.
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+    def set_status(self, status, error=""):
+        self.status = status
+        self.error = error
+        self.save(update_fields=["status", "error", "updated_at"])
+
+    def status_payload(self):
+        """The JSON the status endpoint returns; subclasses add their fields."""
+        return {"id": self.pk, "status": self.status, "error": self.error or None}

@@ -1,0 +1,1 @@
+{% include "backends/" ~ cookiecutter.task_backend ~ "/photos_tasks.py" %}

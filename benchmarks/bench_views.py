@@ -1,0 +1,56 @@
+"""Views and a task the benchmark compares with the project's own.
+
+Imported inside the baked project (on PYTHONPATH): by the benchmark process as
+a URLconf, and by the worker process for the no-op task.
+"""
+
+from config import urls as project_urls
+from django.db import transaction
+from django.http import JsonResponse
+from django.tasks import task
+from django.urls import path
+from photos import services
+from photos.forms import PhotoForm
+from photos.models import Photo
+
+
+@task()
+def noop():
+    """The cheapest task there is: measures the worker, not the work."""
+
+
+def save_only(request):
+    """POST /photos/ without the enqueue: the floor for an upload request."""
+    form = PhotoForm(request.POST, request.FILES)
+    if not form.is_valid():
+        _fail(form)
+    with transaction.atomic():
+        photo = Photo.objects.create(
+            owner=request.user, image=form.cleaned_data["image"]
+        )
+    return JsonResponse({"id": photo.pk}, status=202)
+
+
+def inline(request):
+    """POST /photos/ doing the thumbnail in the request: what we avoid."""
+    form = PhotoForm(request.POST, request.FILES)
+    if not form.is_valid():
+        _fail(form)
+    with transaction.atomic():
+        photo = Photo.objects.create(
+            owner=request.user, image=form.cleaned_data["image"]
+        )
+    services.make_thumbnail(photo.pk)
+    return JsonResponse({"id": photo.pk}, status=201)
+
+
+def _fail(form):
+    raise AssertionError(f"benchmark upload rejected: {form.errors.as_json()}")
+
+
+# The project's own URLs (POST /photos/ is the view under test), plus two.
+urlpatterns = [
+    path("bench/save-only/", save_only),
+    path("bench/inline/", inline),
+    *project_urls.urlpatterns,
+]

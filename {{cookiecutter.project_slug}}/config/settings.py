@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+DOMAIN_NAME = "{{ cookiecutter.domain_name }}"
 
 # Values already in the environment win over the file.
 load_dotenv(BASE_DIR / ".env")
@@ -30,7 +31,11 @@ def env_bool(name, default=False):
 
 
 def env_list(name, default=""):
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+    return [
+        item.strip()
+        for item in os.environ.get(name, default).split(",")
+        if item.strip()
+    ]
 
 
 # Core ----------------------------------------------------------------------
@@ -44,7 +49,7 @@ if not SECRET_KEY:
     SECRET_KEY = "development-only-key-never-used-with-debug-off"  # noqa: S105
 
 # Empty with DEBUG on means localhost only (Django's own rule).
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if DEBUG else "{{ cookiecutter.domain_name }}")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if DEBUG else DOMAIN_NAME)
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
@@ -146,9 +151,7 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
 # A stuck SMTP server must not hold a worker forever.
 EMAIL_TIMEOUT = 10
-DEFAULT_FROM_EMAIL = os.environ.get(
-    "DEFAULT_FROM_EMAIL", "noreply@{{ cookiecutter.domain_name }}"
-)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", f"noreply@{DOMAIN_NAME}")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Static and uploaded files -------------------------------------------------

@@ -48,9 +48,11 @@ def deliver(notification_id):
     try:
         for delivery_id in pending.values_list("pk", flat=True):
             with transaction.atomic():
-                delivery = pending.select_for_update(skip_locked=True).filter(
-                    pk=delivery_id
-                ).first()
+                delivery = (
+                    pending.select_for_update(skip_locked=True)
+                    .filter(pk=delivery_id)
+                    .first()
+                )
                 if delivery is not None:
                     _send(notification, delivery, connection)
     except Exception:

@@ -21,7 +21,9 @@ def create(request):
     if not form.is_valid():
         return rejected(request, form, FORM_TEMPLATE)
     with transaction.atomic():
-        notification = services.create_notification(owner=request.user, **form.cleaned_data)
+        notification = services.create_notification(
+            owner=request.user, **form.cleaned_data
+        )
         tasks.enqueue_delivery(notification.pk)
     return accepted(request, notification)
 

@@ -18,7 +18,9 @@ class PhotoForm(forms.Form):
         upload = self.cleaned_data["image"]
         limit = settings.PHOTO_MAX_UPLOAD_BYTES
         if upload.size > limit:
-            raise ValidationError(f"The file is larger than {limit // (1024 * 1024)} MB.")
+            raise ValidationError(
+                f"The file is larger than {limit // (1024 * 1024)} MB."
+            )
         try:
             with untrusted_image(upload):
                 pass

@@ -29,7 +29,9 @@ def untrusted_image(fp):
             image = Image.open(fp, formats=settings.PHOTO_ALLOWED_FORMATS)
         except UnidentifiedImageError:
             allowed = ", ".join(settings.PHOTO_ALLOWED_FORMATS)
-            raise ImageRejected(f"The file is not an image in a supported format ({allowed}).") from None
+            raise ImageRejected(
+                f"The file is not an image in a supported format ({allowed})."
+            ) from None
         except (Image.DecompressionBombWarning, Image.DecompressionBombError):
             raise ImageRejected(_too_large()) from None
         with image:

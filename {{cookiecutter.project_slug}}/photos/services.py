@@ -39,7 +39,9 @@ def make_thumbnail(photo_id):
         photo.set_status(Status.FAILED, "The photo could not be processed.")
         raise
 
-    photo.thumbnail.save(f"{uuid.uuid4().hex}.webp", ContentFile(output.getvalue()), save=False)
+    photo.thumbnail.save(
+        f"{uuid.uuid4().hex}.webp", ContentFile(output.getvalue()), save=False
+    )
     photo.width, photo.height = width, height
     photo.status = Status.DONE
     photo.save(update_fields=["thumbnail", "width", "height", "status", "updated_at"])

@@ -23,7 +23,9 @@ def create(request):
         return rejected(request, form, FORM_TEMPLATE)
     with transaction.atomic():
         # The file goes to default storage here; the task gets only the id.
-        photo = Photo.objects.create(owner=request.user, image=form.cleaned_data["image"])
+        photo = Photo.objects.create(
+            owner=request.user, image=form.cleaned_data["image"]
+        )
         tasks.enqueue_thumbnail(photo.pk)
     return accepted(request, photo)
 

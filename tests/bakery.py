@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-UV = str(Path(sys.executable).with_name("uv"))
+BIN = Path(sys.executable).parent  # the template venv: uv, linters, supervisord
+UV = str(BIN / "uv")
 PG_URL = os.environ.get("OFFLOAD_PG_URL", "postgres://postgres@127.0.0.1:5432")
 
 # One case per backend, plus cases that change one option.

@@ -167,8 +167,9 @@ def settled(client, status_url, timeout=30):
 
 @pytest.fixture(scope="module")
 def alice(stack):
-    with login(stack, "alice") as client:
-        yield client
+    client = login(stack, "alice")
+    yield client
+    client.close()
 
 
 def test_services_run_the_generated_start_scripts(stack):
@@ -223,8 +224,9 @@ def test_uploaded_png_gets_a_thumbnail(stack, alice):
 def test_another_user_cannot_see_the_photo(stack, alice):
     response = post(alice, "/photos/", files={"image": ("a.png", images.png())})
     status_url = response.json()["status_url"]
-    with login(stack, "mallory") as mallory:
-        assert mallory.get(status_url).status_code == 404
+    mallory = login(stack, "mallory")
+    assert mallory.get(status_url).status_code == 404
+    mallory.close()
 
 
 @pytest.mark.parametrize(

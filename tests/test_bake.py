@@ -8,7 +8,7 @@ import pytest
 
 from .bakery import CASES, UV, production_env, python, run
 
-JINJA = re.compile(r"{{|{%|{#|}}|%}")
+JINJA = re.compile(r"{{|{%|{#")
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))

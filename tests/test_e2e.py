@@ -6,6 +6,7 @@ PostgreSQL and a real SMTP server (aiosmtpd). Everything a user does goes
 through HTTP.
 """
 
+import importlib.util
 import io
 import os
 import re
@@ -21,7 +22,6 @@ import yaml
 from aiosmtpd.controller import Controller
 from PIL import Image
 
-from . import images
 from .bakery import PG_URL, production_env, python, run
 
 pytestmark = pytest.mark.e2e
@@ -58,6 +58,16 @@ def wait_until(condition, timeout, what):
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def images(baked):
+    """The generated project's own image factories (tests/images.py)."""
+    path = baked("default") / "tests" / "images.py"
+    spec = importlib.util.spec_from_file_location("project_images", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +216,7 @@ def test_every_recipient_gets_the_notification(stack, alice):
     assert sorted(rcpt for e in delivered for rcpt in e.rcpt_tos) == sorted(recipients)
 
 
-def test_uploaded_png_gets_a_thumbnail(stack, alice):
+def test_uploaded_png_gets_a_thumbnail(alice, images):
     response = post(
         alice, "/photos/", files={"image": ("sky.png", images.png((1600, 1200)))}
     )
@@ -221,7 +231,7 @@ def test_uploaded_png_gets_a_thumbnail(stack, alice):
         assert image.size == (320, 240)
 
 
-def test_another_user_cannot_see_the_photo(stack, alice):
+def test_another_user_cannot_see_the_photo(stack, alice, images):
     response = post(alice, "/photos/", files={"image": ("a.png", images.png())})
     status_url = response.json()["status_url"]
     mallory = login(stack, "mallory")
@@ -229,21 +239,19 @@ def test_another_user_cannot_see_the_photo(stack, alice):
     mallory.close()
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (b"%PDF-1.7 not an image at all", "not an image"),
-        (images.bomb_png(), "too many pixels"),
-    ],
-    ids=["non-image", "decompression-bomb"],
-)
-def test_bad_uploads_are_refused_with_a_message(alice, content, message):
-    response = post(alice, "/photos/", files={"image": ("upload.png", content)})
+def test_non_image_is_refused_with_a_message(alice):
+    response = post(alice, "/photos/", files={"image": ("a.png", b"%PDF-1.7 no")})
     assert response.status_code == 400
-    assert message in response.json()["error"]
+    assert "not an image" in response.json()["error"]
 
 
-def test_truncated_image_fails_and_the_worker_keeps_serving(stack, alice):
+def test_decompression_bomb_is_refused_with_a_message(alice, images):
+    response = post(alice, "/photos/", files={"image": ("a.png", images.bomb_png())})
+    assert response.status_code == 400
+    assert "too many pixels" in response.json()["error"]
+
+
+def test_truncated_image_fails_and_the_worker_keeps_serving(stack, alice, images):
     response = post(
         alice, "/photos/", files={"image": ("cut.png", images.truncated_png())}
     )

@@ -139,18 +139,27 @@ PHOTO_THUMBNAIL_SIZE = (320, 320)
 
 # Email ---------------------------------------------------------------------
 
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
-if DEBUG and not EMAIL_HOST:
-    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# Django 6.1 configures mail as MAILERS (like DATABASES); the environment
+# keeps the usual EMAIL_* names. The console mailer prints instead of sending
+# only with DEBUG on and no EMAIL_HOST.
+email_host = os.environ.get("EMAIL_HOST", "")  # lowercase: not a setting
+if DEBUG and not email_host:
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
 else:
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    EMAIL_HOST = EMAIL_HOST or "localhost"
-EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
-EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
-# A stuck SMTP server must not hold a worker forever.
-EMAIL_TIMEOUT = 10
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": email_host or "localhost",
+                "port": int(os.environ.get("EMAIL_PORT", "25")),
+                "username": os.environ.get("EMAIL_HOST_USER", ""),
+                "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+                "use_tls": env_bool("EMAIL_USE_TLS"),
+                # A stuck SMTP server must not hold a worker forever.
+                "timeout": 10,
+            },
+        },
+    }
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", f"noreply@{DOMAIN_NAME}")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 

@@ -8,7 +8,7 @@ import logging
 import smtplib
 
 from django.conf import settings
-from django.core.mail import EmailMessage, get_connection
+from django.core.mail import EmailMessage, mailers
 from django.db import transaction
 from django.utils import timezone
 
@@ -44,7 +44,7 @@ def deliver(notification_id):
     notification.set_status(Status.RUNNING)
 
     pending = notification.deliveries.filter(state=Delivery.State.PENDING)
-    connection = get_connection()  # one SMTP session for all recipients
+    mailer = mailers.default  # one SMTP session for all recipients
     try:
         for delivery_id in pending.values_list("pk", flat=True):
             with transaction.atomic():
@@ -54,27 +54,24 @@ def deliver(notification_id):
                     .first()
                 )
                 if delivery is not None:
-                    _send(notification, delivery, connection)
+                    _send(notification, delivery, mailer)
     except Exception:
         notification.set_status(Status.FAILED, "Sending stopped by an internal error.")
         raise
     finally:
-        connection.close()
+        mailer.close()
 
     return _finish(notification)
 
 
-def _send(notification, delivery, connection):
+def _send(notification, delivery, mailer):
     message = EmailMessage(
-        subject=notification.subject,
-        body=notification.message,
-        to=[delivery.email],
-        connection=connection,
+        subject=notification.subject, body=notification.message, to=[delivery.email]
     )
     delivery.attempts += 1
     try:
-        connection.open()
-        message.send()
+        mailer.open()  # no-op while the session is open
+        mailer.send_messages([message])
     except (smtplib.SMTPException, OSError) as exc:
         if _refused_for_good(exc):
             delivery.state = Delivery.State.FAILED
@@ -82,7 +79,7 @@ def _send(notification, delivery, connection):
         else:
             # Transient: the server is down, busy or dropped us. Try again later.
             logger.warning("Sending to %s failed: %r", delivery.email, exc)
-            connection.close()
+            mailer.close()
             delivery.error = "The mail server did not take the message."
             if delivery.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
                 delivery.state = Delivery.State.FAILED

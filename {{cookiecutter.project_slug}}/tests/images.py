@@ -7,18 +7,30 @@ import zlib
 from PIL import Image
 
 
-def png(size=(640, 480), color=(200, 40, 40)):
+def encode(image, format, **options):
     buffer = io.BytesIO()
-    Image.new("RGB", size, color).save(buffer, "PNG")
+    image.save(buffer, format, **options)
     return buffer.getvalue()
+
+
+def png(size=(640, 480), color=(200, 40, 40)):
+    return encode(Image.new("RGB", size, color), "PNG")
+
+
+def rotated_jpeg(size=(400, 200)):
+    """A landscape JPEG whose EXIF says: display rotated 90 degrees (portrait)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 clockwise to display
+    return encode(Image.new("RGB", size, (20, 90, 200)), "JPEG", exif=exif)
+
+
+def bmp():
+    return encode(Image.new("RGB", (10, 10)), "BMP")
 
 
 def truncated_png():
     """A real PNG header and the first half of its data: decoding fails."""
-    noise = Image.effect_noise((400, 300), 60).convert("RGB")
-    buffer = io.BytesIO()
-    noise.save(buffer, "PNG")
-    data = buffer.getvalue()
+    data = encode(Image.effect_noise((400, 300), 60).convert("RGB"), "PNG")
     return data[: len(data) // 2]
 
 

@@ -1,0 +1,43 @@
+"""How the tests drive django-tasks-db: its queue table and its real worker loop.
+
+Every backend provides the same two names: ``queued(task)`` and the
+``run_queued_tasks`` fixture.
+"""
+
+import signal
+
+import pytest
+from django.core.management import call_command
+from django_tasks_db.models import DBTaskResult
+
+
+def queued(task):
+    """The ready, not yet run, calls of ``task``, oldest first."""
+    return list(
+        DBTaskResult.objects.filter(
+            task_path=task.module_path, status="READY"
+        ).order_by("enqueued_at")
+    )
+
+
+@pytest.fixture
+def run_queued_tasks(transactional_db):
+    """Run every task that is due, in this process, through ``db_worker``.
+
+    The worker commits its own transactions, hence ``transactional_db``.
+    """
+
+    def run():
+        handlers = {
+            sig: signal.getsignal(sig)
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
+        }
+        try:
+            call_command(
+                "db_worker", "--batch", "--no-reload", "--no-startup-delay", verbosity=0
+            )
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+
+    return run

@@ -1,0 +1,85 @@
+import pytest
+from django.core import mail
+
+from notifications import tasks
+from notifications.models import Notification
+from tests.backend import queued
+
+pytestmark = pytest.mark.django_db
+
+VALID = {
+    "subject": "Observations taken",
+    "message": "On the archive.",
+    "recipients": "pi@example.org, postdoc@example.org",
+}
+
+
+def test_post_queues_the_sending_and_answers_202(owner_client, owner):
+    response = owner_client.post("/notifications/", VALID)
+
+    assert response.status_code == 202
+    notification = Notification.objects.get(owner=owner)
+    assert response.json() == {
+        "id": notification.pk,
+        "status_url": f"/notifications/{notification.pk}/status/",
+    }
+    assert notification.deliveries.count() == 2
+    (task,) = queued(tasks.send_notification)
+    assert task.args_kwargs["args"] == [notification.pk]
+    assert mail.outbox == []
+
+
+def test_bad_input_answers_400_with_a_sentence(owner_client):
+    response = owner_client.post("/notifications/", {**VALID, "subject": "a\nb"})
+    assert response.status_code == 400
+    assert response.json() == {"error": "The subject must be a single line."}
+    assert Notification.objects.count() == 0
+    assert queued(tasks.send_notification) == []
+
+
+def test_browser_is_sent_to_the_status_page(owner_client):
+    response = owner_client.post(
+        "/notifications/", VALID, headers={"Accept": "text/html"}
+    )
+    notification = Notification.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/notifications/{notification.pk}/"
+
+
+def test_browser_gets_the_form_again_on_bad_input(owner_client):
+    response = owner_client.post(
+        "/notifications/", {**VALID, "recipients": ""}, headers={"Accept": "text/html"}
+    )
+    assert response.status_code == 400
+    assert b"This field is required." in response.content
+
+
+def test_status_reports_the_deliveries(owner_client):
+    status_url = owner_client.post("/notifications/", VALID).json()["status_url"]
+    body = owner_client.get(status_url).json()
+    assert body["status"] == "pending"
+    assert (body["sent"], body["failed"], body["pending"]) == (0, 0, 2)
+    assert body["error"] is None
+
+
+def test_detail_page_polls_the_status_url(owner_client):
+    notification_id = owner_client.post("/notifications/", VALID).json()["id"]
+    response = owner_client.get(f"/notifications/{notification_id}/")
+    assert response.status_code == 200
+    assert f'data-status-url="/notifications/{notification_id}/status/"' in (
+        response.content.decode()
+    )
+
+
+@pytest.mark.parametrize("suffix", ["", "status/"])
+def test_another_users_notification_is_not_found(owner_client, other_client, suffix):
+    notification_id = owner_client.post("/notifications/", VALID).json()["id"]
+    response = other_client.get(f"/notifications/{notification_id}/{suffix}")
+    assert response.status_code == 404
+
+
+def test_anonymous_user_is_sent_to_login(anonymous_client):
+    response = anonymous_client.post("/notifications/", VALID)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+    assert Notification.objects.count() == 0

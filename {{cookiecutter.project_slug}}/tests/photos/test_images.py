@@ -1,0 +1,59 @@
+import io
+import re
+
+import pytest
+from PIL import Image
+
+from photos.images import ImageRejected, untrusted_image
+from tests import images
+
+
+def test_opens_an_allowed_image():
+    with untrusted_image(io.BytesIO(images.png((30, 20)))) as image:
+        assert (image.format, image.size) == ("PNG", (30, 20))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"%PDF-1.7", "The file is not an image in a supported format"),
+        (images.bmp(), "The file is not an image in a supported format"),
+        (images.bomb_png(), "The image has too many pixels (at most 40 megapixels)."),
+    ],
+    ids=["not-an-image", "format-not-allowed", "decompression-bomb"],
+)
+def test_refuses_from_the_header(data, message):
+    with (
+        pytest.raises(ImageRejected, match=re.escape(message)),
+        untrusted_image(io.BytesIO(data)),
+    ):
+        pass
+
+
+def test_our_pixel_limit_is_below_pillows(settings):
+    settings.PHOTO_MAX_PIXELS = 100
+    with (
+        pytest.raises(ImageRejected, match=r"at most 0\.0001 megapixels"),
+        untrusted_image(io.BytesIO(images.png((20, 20)))),
+    ):
+        pass
+
+
+def test_pillow_bomb_warning_is_an_error(settings, monkeypatch):
+    settings.PHOTO_MAX_PIXELS = 10**9
+    # Between Pillow's limit and twice it, Pillow only warns.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)
+    with (
+        pytest.raises(ImageRejected, match="too many pixels"),
+        untrusted_image(io.BytesIO(images.png((20, 20)))),
+    ):
+        pass
+
+
+def test_truncated_data_is_refused_when_decoded():
+    data = io.BytesIO(images.truncated_png())
+    with (
+        pytest.raises(ImageRejected, match=r"The image is truncated or corrupt\."),
+        untrusted_image(data) as image,
+    ):
+        image.load()

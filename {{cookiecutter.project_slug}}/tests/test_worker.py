@@ -1,0 +1,124 @@
+"""The real worker process (bin/worker) against the test database.
+
+Requests go through the test client; the work happens in a separate process
+that knows only the database, the media folder and the SMTP server.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+
+from core.models import Status
+from notifications.models import Notification
+from photos.models import Photo
+from tests import images
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+PROJECT = Path(settings.BASE_DIR)
+
+
+def database_url():
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    credentials = quote(db["USER"])
+    if db["PASSWORD"]:
+        credentials += ":" + quote(db["PASSWORD"])
+    return (
+        f"postgres://{credentials}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}"
+        f"/{db['NAME']}"
+    )
+
+
+@pytest.fixture
+def worker(smtp_server, media_root, tmp_path):
+    log = tmp_path / "worker.log"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DATABASE_URL": database_url(),
+        "MEDIA_ROOT": str(media_root),
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(smtp_server.port),
+        "EMAIL_USE_TLS": "false",
+        "DEBUG": "false",
+        "SECRET_KEY": "worker-test-" + "k" * 50,
+    }
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [PROJECT / "bin" / "worker", "--no-startup-delay"],
+            cwd=PROJECT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    process.log = log
+    yield process
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def settle(model, pk, worker, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = model.objects.get(pk=pk)
+        if row.status in {Status.DONE, Status.FAILED}:
+            return row
+        assert worker.poll() is None, worker.log.read_text()
+        time.sleep(0.1)
+    raise AssertionError(f"not finished in {timeout} s:\n{worker.log.read_text()}")
+
+
+def test_worker_sends_email_and_makes_thumbnails(worker, owner_client, smtp_server):
+    notification_id = owner_client.post(
+        "/notifications/",
+        {
+            "subject": "Observations taken",
+            "message": "On the archive.",
+            "recipients": "pi@example.org, postdoc@example.org",
+        },
+    ).json()["id"]
+    bad_id = owner_client.post("/photos/", {"image": _file(images.truncated_png())})
+    good_id = owner_client.post("/photos/", {"image": _file(images.png((800, 600)))})
+
+    assert settle(Notification, notification_id, worker).status == Status.DONE
+    assert smtp_server.recipients == ["pi@example.org", "postdoc@example.org"]
+
+    bad = settle(Photo, bad_id.json()["id"], worker)
+    assert (bad.status, bad.error) == (
+        Status.FAILED,
+        "The image is truncated or corrupt.",
+    )
+
+    good = settle(Photo, good_id.json()["id"], worker)
+    assert good.status == Status.DONE
+    assert good.thumbnail.storage.exists(good.thumbnail.name)
+    assert worker.poll() is None  # a bad image did not stop the worker
+
+
+def test_worker_exits_cleanly_on_sigterm(worker):
+    wait_for_log(worker, "Starting worker")  # its signal handlers are in place
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=10) == 0, worker.log.read_text()
+
+
+def wait_for_log(worker, text, timeout=30):
+    deadline = time.monotonic() + timeout
+    while text not in worker.log.read_text():
+        assert worker.poll() is None, worker.log.read_text()
+        assert time.monotonic() < deadline, worker.log.read_text()
+        time.sleep(0.1)
+
+
+def _file(data):
+    return SimpleUploadedFile("upload.png", data)

@@ -211,7 +211,8 @@ def test_supervisord_runs_web_and_workers_and_stops_them(synced, tmp_path):
         env={**env, **venv},
     )
 
-    log = (tmp_path / "supervisord.log").open("w")
+    log_path = tmp_path / "supervisord.log"
+    log = log_path.open("w")
     supervisord = subprocess.Popen(
         [BIN / "supervisord", "-c", conf],
         cwd=project,
@@ -234,6 +235,13 @@ def test_supervisord_runs_web_and_workers_and_stops_them(synced, tmp_path):
             lambda: _get(f"http://127.0.0.1:{port}/accounts/login/"), 30, "web"
         )
         assert response.status_code == 200
+        # RUNNING means "up for 1 s"; a worker handles SIGTERM gracefully
+        # once started (killed earlier, it had no task to lose).
+        wait_until(
+            lambda: log_path.read_text().count("Starting worker") == 2,
+            30,
+            "both workers to start",
+        )
 
         supervisord.send_signal(signal.SIGTERM)
         started = time.monotonic()
@@ -243,7 +251,7 @@ def test_supervisord_runs_web_and_workers_and_stops_them(synced, tmp_path):
         if supervisord.poll() is None:
             supervisord.kill()
             supervisord.wait()
-    text = (tmp_path / "supervisord.log").read_text()
+    text = log_path.read_text()
     for program in ("web", "worker_00", "worker_01"):
         assert f"stopped: {program} (exit status 0)" in text, text
     # Idle workers exit at once on SIGTERM: nothing waited for the kill.

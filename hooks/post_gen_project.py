@@ -43,7 +43,6 @@ def write_env(root):
         "# Development settings, read by config/settings.py and compose.yaml.\n"
         "# Git-ignored: never commit it. Production sets these in its own env.\n"
         "DEBUG=true\n"
-        "PORT=8000\n"
         f"SECRET_KEY={secrets.token_urlsafe(50)}\n"
     )
     env.chmod(0o600)
@@ -54,7 +53,7 @@ def next_steps(context):
         f"Created {context['project_slug']}/. Next:",
         f"  cd {context['project_slug']}",
         "  uv run python manage.py migrate",
-        "  uv run honcho start          # web on :8000 + worker, SQLite",
+        "  uv run honcho start -p 8000  # web on :8000 + worker, SQLite",
     ]
     if context["use_docker"]:
         lines.append("  docker compose up --build   # or PostgreSQL + mail catcher")

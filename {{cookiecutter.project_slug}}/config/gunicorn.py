@@ -14,5 +14,9 @@ graceful_timeout = 30
 # Let in-flight requests finish on SIGTERM; then the process exits.
 accesslog = "-"
 errorlog = "-"
+# No runtime control socket (gunicorn >= 25 opens one in $HOME by default):
+# compose, supervisord and systemd manage the process with signals, and the
+# hardened systemd units leave $HOME read-only.
+control_socket_disable = True
 # The TLS-terminating proxy in front decides X-Forwarded-*; trust only it.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

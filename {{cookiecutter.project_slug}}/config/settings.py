@@ -216,4 +216,7 @@ LOGGING = {
         },
     },
     "root": {"handlers": ["stdout"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # Drop Django's own handlers (console with DEBUG on, mail_admins): its
+    # records reach the root handler once, like everything else.
+    "loggers": {"django": {"handlers": [], "propagate": True}},
 }

@@ -21,31 +21,26 @@ def noop():
 
 def save_only(request):
     """POST /photos/ without the enqueue: the floor for an upload request."""
-    form = PhotoForm(request.POST, request.FILES)
-    if not form.is_valid():
-        _fail(form)
-    with transaction.atomic():
-        photo = Photo.objects.create(
-            owner=request.user, image=form.cleaned_data["image"]
-        )
+    photo = _validate_and_save(request)
     return JsonResponse({"id": photo.pk}, status=202)
 
 
 def inline(request):
     """POST /photos/ doing the thumbnail in the request: what we avoid."""
-    form = PhotoForm(request.POST, request.FILES)
-    if not form.is_valid():
-        _fail(form)
-    with transaction.atomic():
-        photo = Photo.objects.create(
-            owner=request.user, image=form.cleaned_data["image"]
-        )
+    photo = _validate_and_save(request)
     services.make_thumbnail(photo.pk)
     return JsonResponse({"id": photo.pk}, status=201)
 
 
-def _fail(form):
-    raise AssertionError(f"benchmark upload rejected: {form.errors.as_json()}")
+def _validate_and_save(request):
+    """What the project's view does before it enqueues."""
+    form = PhotoForm(request.POST, request.FILES)
+    if not form.is_valid():
+        raise AssertionError(f"benchmark upload rejected: {form.errors.as_json()}")
+    with transaction.atomic():
+        return Photo.objects.create(
+            owner=request.user, image=form.cleaned_data["image"]
+        )
 
 
 # The project's own URLs (POST /photos/ is the view under test), plus two.

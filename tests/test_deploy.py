@@ -9,12 +9,11 @@ import signal
 import subprocess
 import time
 
-import httpx
 import pytest
 import yaml
 
 from .bakery import BIN, PG_URL, ROOT, production_env, run
-from .test_e2e import free_port, wait_until
+from .web import free_port, serving, wait_until
 
 BACKEND = json.loads((ROOT / "cookiecutter.json").read_text())["_backends"][
     "django_tasks_db"
@@ -231,10 +230,7 @@ def test_supervisord_runs_web_and_workers_and_stops_them(synced, tmp_path):
         wait_until(lambda: status().count("RUNNING") == 3, 30, "3 programs RUNNING")
         assert re.search(r"^web\s+RUNNING", status(), re.M)
         assert len(re.findall(r"^worker:worker_\d\d\s+RUNNING", status(), re.M)) == 2
-        response = wait_until(
-            lambda: _get(f"http://127.0.0.1:{port}/accounts/login/"), 30, "web"
-        )
-        assert response.status_code == 200
+        serving(f"http://127.0.0.1:{port}/accounts/login/", timeout=30)
         # RUNNING means "up for 1 s"; a worker handles SIGTERM gracefully
         # once started (killed earlier, it had no task to lose).
         wait_until(
@@ -256,10 +252,3 @@ def test_supervisord_runs_web_and_workers_and_stops_them(synced, tmp_path):
         assert f"stopped: {program} (exit status 0)" in text, text
     # Idle workers exit at once on SIGTERM: nothing waited for the kill.
     assert stopping < BACKEND["stop_grace_seconds"], text
-
-
-def _get(url):
-    try:
-        return httpx.get(url)
-    except httpx.TransportError:
-        return None

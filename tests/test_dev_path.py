@@ -9,12 +9,11 @@ import os
 import signal
 import subprocess
 
-import httpx
 import pytest
 from PIL import Image
 
 from .bakery import UV, run
-from .test_e2e import PASSWORD, free_port, login, post, settled, wait_until
+from .web import PASSWORD, free_port, login, post, serving, settled, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -57,15 +56,8 @@ def honcho(synced, tmp_path_factory):
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return httpx.get(f"{url}/accounts/login/").status_code == 200
-        except httpx.TransportError:
-            return False
-
     try:
-        wait_until(up, 60, "honcho's web process")
+        serving(f"{url}/accounts/login/")
         yield {"url": url, "process": process, "log": log}
     finally:
         if process.poll() is None:

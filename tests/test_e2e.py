@@ -12,20 +12,17 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
-import time
 
-import httpx
 import pytest
 import yaml
 from aiosmtpd.controller import Controller
 from PIL import Image
 
 from .bakery import PG_URL, production_env, python, run
+from .web import PASSWORD, free_port, login, post, serving, settled
 
 pytestmark = pytest.mark.e2e
-PASSWORD = "e2e-password-not-secret"  # noqa: S105
 
 
 class Inbox:
@@ -39,25 +36,9 @@ class Inbox:
         return "250 Message accepted"
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def compose_command(compose, service):
     command = compose["services"][service]["command"]
     return shlex.split(command) if isinstance(command, str) else command
-
-
-def wait_until(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -117,15 +98,8 @@ def stack(synced, tmp_path_factory):
             stderr=subprocess.STDOUT,
         )
     base_url = f"http://127.0.0.1:{port}"
-
-    def web_is_up():
-        try:
-            return httpx.get(f"{base_url}/accounts/login/").status_code == 200
-        except httpx.TransportError:
-            return False
-
     try:
-        wait_until(web_is_up, 30, "the web process to answer")
+        serving(f"{base_url}/accounts/login/", timeout=30)
         yield {
             "url": base_url,
             "inbox": inbox,
@@ -143,36 +117,6 @@ def stack(synced, tmp_path_factory):
             except subprocess.TimeoutExpired:
                 process.kill()
         smtp.stop()
-
-
-def login(stack, username):
-    client = httpx.Client(base_url=stack["url"], timeout=10)
-    client.get("/accounts/login/")
-    response = client.post(
-        "/accounts/login/",
-        data={
-            "username": username,
-            "password": PASSWORD,
-            "csrfmiddlewaretoken": client.cookies["csrftoken"],
-        },
-    )
-    assert response.status_code == 302, response.text
-    return client
-
-
-def post(client, url, **kwargs):
-    token = client.cookies["csrftoken"]
-    return client.post(url, headers={"X-CSRFToken": token}, **kwargs)
-
-
-def settled(client, status_url, timeout=30):
-    """Poll the status URL as the page does, until done or failed."""
-
-    def finished():
-        body = client.get(status_url).json()
-        return body if body["status"] in {"done", "failed"} else None
-
-    return wait_until(finished, timeout, f"{status_url} to finish")
 
 
 @pytest.fixture(scope="module")

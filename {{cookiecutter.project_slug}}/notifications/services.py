@@ -10,6 +10,7 @@ import smtplib
 from django.conf import settings
 from django.core.mail import EmailMessage, mailers
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from core.models import Status
@@ -47,6 +48,12 @@ def deliver(notification_id):
     mailer = mailers.default  # one SMTP session for all recipients
     try:
         for delivery_id in pending.values_list("pk", flat=True):
+            try:
+                mailer.open()  # no-op while the session is open
+            except (smtplib.SMTPException, OSError) as exc:
+                logger.warning("The mail server cannot be reached: %r", exc)
+                _count_an_attempt_for_all(pending)
+                break
             with transaction.atomic():
                 delivery = (
                     pending.select_for_update(skip_locked=True)
@@ -70,7 +77,6 @@ def _send(notification, delivery, mailer):
     )
     delivery.attempts += 1
     try:
-        mailer.open()  # no-op while the session is open
         mailer.send_messages([message])
     except (smtplib.SMTPException, OSError) as exc:
         if _refused_for_good(exc):
@@ -88,6 +94,20 @@ def _send(notification, delivery, mailer):
         delivery.sent_at = timezone.now()
         delivery.error = ""
     delivery.save(update_fields=["state", "attempts", "error", "sent_at"])
+
+
+def _count_an_attempt_for_all(pending):
+    """No connection: one failed attempt for everyone waiting, not one each.
+
+    Trying each address against a dead server would hold the worker for
+    the SMTP timeout (10 s) once per recipient.
+    """
+    pending.update(
+        attempts=F("attempts") + 1, error="The mail server could not be reached."
+    )
+    pending.filter(attempts__gte=settings.NOTIFICATION_MAX_ATTEMPTS).update(
+        state=Delivery.State.FAILED
+    )
 
 
 def _refused_for_good(exc):

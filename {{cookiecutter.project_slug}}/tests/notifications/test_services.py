@@ -5,20 +5,9 @@ from core.models import Status
 from notifications import services
 from notifications.models import Delivery
 from tests.conftest import free_port
+from tests.notifications.conftest import RECIPIENTS
 
 pytestmark = pytest.mark.django_db
-
-RECIPIENTS = ["pi@example.org", "postdoc@example.org", "student@example.org"]
-
-
-@pytest.fixture
-def notification(owner):
-    return services.create_notification(
-        owner=owner,
-        subject="Observations taken",
-        message="Tonight's run is on the archive.",
-        recipients=RECIPIENTS,
-    )
 
 
 def states(notification):
@@ -103,7 +92,8 @@ def test_temporary_refusal_then_success(notification, smtp_server):
     assert notification.status == Status.DONE
 
 
-def test_server_down_is_transient(notification, settings):
+@pytest.fixture
+def server_down(settings):
     settings.MAILERS = {
         "default": {
             "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
@@ -111,10 +101,28 @@ def test_server_down_is_transient(notification, settings):
         }
     }
 
+
+def test_server_down_costs_everyone_one_attempt(notification, server_down):
     assert services.deliver(notification.pk) is True
 
     assert set(states(notification).values()) == {Delivery.State.PENDING}
     assert set(notification.deliveries.values_list("attempts", flat=True)) == {1}
+    assert set(notification.deliveries.values_list("error", flat=True)) == {
+        "The mail server could not be reached."
+    }
+
+
+def test_server_down_for_every_attempt_fails_the_notification(
+    notification, server_down, settings
+):
+    settings.NOTIFICATION_MAX_ATTEMPTS = 2
+    assert services.deliver(notification.pk) is True
+    assert services.deliver(notification.pk) is False
+
+    assert set(states(notification).values()) == {Delivery.State.FAILED}
+    notification.refresh_from_db()
+    assert notification.status == Status.FAILED
+    assert notification.error == "3 of 3 recipients could not be reached."
 
 
 def test_status_payload_counts_deliveries(notification):

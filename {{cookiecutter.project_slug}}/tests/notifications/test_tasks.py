@@ -13,19 +13,9 @@ from tests.backend import queued
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def notification(owner):
-    return services.create_notification(
-        owner=owner,
-        subject="Observations taken",
-        message="On the archive.",
-        recipients=["pi@example.org", "postdoc@example.org"],
-    )
-
-
 def test_task_sends_and_queues_nothing_more(notification):
     tasks.send_notification.call(notification.pk)
-    assert len(mail.outbox) == 2
+    assert len(mail.outbox) == 3
     assert queued(tasks.send_notification) == []
 
 

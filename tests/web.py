@@ -1,0 +1,66 @@
+"""HTTP helpers for tests that drive a running web process, as a user would."""
+
+import socket
+import time
+
+import httpx
+
+PASSWORD = "e2e-password-not-secret"  # noqa: S105
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def login(stack, username):
+    client = httpx.Client(base_url=stack["url"], timeout=10)
+    client.get("/accounts/login/")
+    response = client.post(
+        "/accounts/login/",
+        data={
+            "username": username,
+            "password": PASSWORD,
+            "csrfmiddlewaretoken": client.cookies["csrftoken"],
+        },
+    )
+    assert response.status_code == 302, response.text
+    return client
+
+
+def post(client, url, **kwargs):
+    token = client.cookies["csrftoken"]
+    return client.post(url, headers={"X-CSRFToken": token}, **kwargs)
+
+
+def settled(client, status_url, timeout=30):
+    """Poll the status URL as the page does, until done or failed."""
+
+    def finished():
+        body = client.get(status_url).json()
+        return body if body["status"] in {"done", "failed"} else None
+
+    return wait_until(finished, timeout, f"{status_url} to finish")
+
+
+def serving(url, timeout=60):
+    """Wait until ``url`` answers 200, or fail after ``timeout`` seconds."""
+
+    def answers():
+        try:
+            return httpx.get(url).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(answers, timeout, f"{url} to answer")

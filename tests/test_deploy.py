@@ -1,23 +1,41 @@
-"""The deployment kit: schemas, linters, unit checks, and supervisord for real."""
+"""The deployment kit: schemas, linters, unit checks, and the processes for real.
 
+No Docker engine and no systemd (as PID 1) run here, so the image build is
+replayed natively from the Dockerfile's own instructions, and the systemd
+sandbox is checked by tracing the real processes' system calls against the
+units' filters.
+"""
+
+import asyncio
 import configparser
+import contextlib
+import fnmatch
+import io
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import yaml
+from aiosmtpd.controller import Controller
+from cookiecutter.main import cookiecutter
+from PIL import Image
 
-from .bakery import BIN, PG_URL, ROOT, production_env, run
-from .web import free_port, serving, wait_until
+from .bakery import BIN, PG_URL, ROOT, production_env, python, run
+from .web import PASSWORD, free_port, login, post, serving, settled, wait_until
 
 BACKEND = json.loads((ROOT / "cookiecutter.json").read_text())["_backends"][
     "django_tasks_db"
 ]
+# The web process's own graceful stop (config/gunicorn.py).
+GUNICORN_GRACE = re.compile(r"^graceful_timeout = (\d+)$", re.M)
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +48,13 @@ def compose(project):
     return yaml.safe_load((project / "compose.yaml").read_text())
 
 
-def unit_files(project):
+def service_units(project):
     units = sorted((project / "deploy" / "systemd").glob("*.service"))
-    assert len(units) == 3
+    assert [unit.name.split("-", 1)[1] for unit in units] == [
+        "migrate.service",
+        "web.service",
+        "worker@.service",
+    ]
     return units
 
 
@@ -47,6 +69,100 @@ def supervisord_conf(project):
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(project / "deploy" / "supervisord" / "supervisord.conf")
     return parser
+
+
+def prepare_release(project, env, username):
+    """What a deploy does before starting processes, on a fresh database.
+
+    Migrations (bin/migrate), static files, and one user to log in as.
+    """
+    database = env["DATABASE_URL"].rsplit("/", 1)[1]
+    maintenance = f"--maintenance-db={PG_URL}/postgres"
+    run(ROOT, "dropdb", "--if-exists", "--force", maintenance, database)
+    run(ROOT, "createdb", maintenance, database)
+    venv = {"PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    run(project, "bin/migrate", env={**env, **venv})
+    run(project, python(project), "manage.py", "collectstatic", "--no-input", env=env)
+    run(
+        project,
+        python(project),
+        "manage.py",
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User; "
+        f"User.objects.create_user({username!r}, password={PASSWORD!r})",
+        env=env,
+    )
+
+
+def alive(pid):
+    """True while ``pid`` runs (a zombie counts as ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
+
+
+def children(process):
+    """The pids of ``process``'s children, none once it has ended."""
+    path = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    try:
+        return [int(pid) for pid in path.read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def child(process, marker):
+    """The child of ``process`` whose command line contains ``marker``."""
+    for pid in children(process):
+        with contextlib.suppress(FileNotFoundError):
+            if marker in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+    return None
+
+
+def stop(process, timeout):
+    """SIGTERM, then SIGKILL after ``timeout`` seconds; never waits longer."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def kill_groups(pids):
+    """SIGKILL what is left of process groups led by ``pids``."""
+    for pid in pids:
+        if alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+class SlowInbox:
+    """An SMTP handler that keeps each message and answers after a delay."""
+
+    def __init__(self, delay=0.0):
+        self.delay = delay
+        self.receiving = 0
+        self.envelopes = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.receiving += 1
+        await asyncio.sleep(self.delay)
+        self.envelopes.append(envelope)
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def smtp():
+    inbox = SlowInbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield inbox, controller.port
+    controller.stop()
 
 
 # Schemas and linters --------------------------------------------------------
@@ -65,8 +181,9 @@ def test_compose_file_matches_the_compose_spec(project):
 @pytest.mark.parametrize("where", ["template", "project"])
 def test_github_workflows_match_their_schema(project, where):
     root = ROOT if where == "template" else project
-    workflows = sorted((root / ".github" / "workflows").glob("*.yml"))
-    assert workflows
+    folder = root / ".github" / "workflows"
+    workflows = sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])
+    assert workflows, f"no workflow in {folder}"
     run(
         root,
         BIN / "check-jsonschema",
@@ -81,23 +198,163 @@ def test_dockerfile_passes_hadolint(project):
     assert result.stdout == ""
 
 
+# The image, built without Docker ---------------------------------------------
+
+
+def dockerfile_stages(path):
+    """[(base, [(instruction, arguments), ...]), ...], continuations joined."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    stages = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        instruction, _, arguments = line.partition(" ")
+        if instruction.upper() == "FROM":
+            stages.append((arguments, []))
+        else:
+            stages[-1][1].append((instruction.upper(), arguments.strip()))
+    return stages
+
+
+def docker_ignored(patterns, relative):
+    """.dockerignore's rule: the last matching pattern wins; ! re-includes."""
+    parts = relative.split("/")
+    ignored = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        pattern = pattern.lstrip("!")
+        candidates = {pattern, pattern.removeprefix("**/")}
+        # A pattern that matches a folder matches everything inside it.
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if any(fnmatch.fnmatchcase(p, c) for p in prefixes for c in candidates):
+            ignored = not negated
+    return ignored
+
+
+def build_context(project, destination):
+    lines = (project / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip()[:1] not in {"", "#"}]
+    for path in sorted(project.rglob("*")):
+        relative = path.relative_to(project).as_posix()
+        if path.is_file() and not docker_ignored(patterns, relative):
+            target = destination / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+    return destination
+
+
+@pytest.fixture(scope="module")
+def image(project, tmp_path_factory):
+    """Replay the build stage's instructions natively; returns /app's copy.
+
+    COPY from the context (filtered by .dockerignore), ENV, WORKDIR and RUN
+    are followed; uv comes from the template's venv instead of its image,
+    and the interpreter from .python-version instead of /usr/local/bin.
+    """
+    root = tmp_path_factory.mktemp("image")
+    context = build_context(project, root / "context")
+    # As if checked out with umask 077: nothing readable by others.
+    for path in context.rglob("*"):
+        path.chmod(path.stat().st_mode & 0o700)
+    (build_base, build), (final_base, final) = dockerfile_stages(project / "Dockerfile")
+    assert build_base.startswith("python:3.13-slim")
+    assert final_base.startswith("python:3.13-slim")
+    # Nothing else from this machine: a build sees no DEBUG, key or database.
+    env = {"HOME": os.environ["HOME"], "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    workdir = root
+    for instruction, arguments in build:
+        if instruction == "ENV":
+            env.update(dict(item.split("=", 1) for item in shlex.split(arguments)))
+            env.pop("UV_PYTHON", None)
+        elif instruction == "WORKDIR":
+            workdir = root / arguments.lstrip("/")
+            workdir.mkdir(parents=True, exist_ok=True)
+        elif instruction == "COPY" and not arguments.startswith("--from="):
+            *sources, destination = shlex.split(arguments)
+            assert destination in {".", "./"}
+            for source in sources:
+                for path in [context] if source == "." else context.glob(source):
+                    if path.is_dir():
+                        shutil.copytree(path, workdir, dirs_exist_ok=True)
+                    else:
+                        shutil.copy2(path, workdir / path.name)
+        elif instruction == "RUN":
+            command = re.sub(r"--mount=\S+\s+", "", arguments)
+            run(workdir, "sh", "-c", command, env=env, timeout=300)
+    assert ("COPY", "--from=build /app /app") in final
+    return workdir
+
+
+def test_image_holds_no_secret_or_local_state(image):
+    for name in (".env", ".git", "db.sqlite3", "media", "deploy"):
+        assert not (image / name).exists(), name
+
+
+def test_image_is_readable_by_its_unprivileged_user(image):
+    def readable(path):
+        needed = 0o005 if path.is_dir() else 0o004  # others: r-x / r--
+        return path.is_symlink() or path.stat().st_mode & needed == needed
+
+    unreadable = [path for path in image.rglob("*") if not readable(path)]
+    assert unreadable == []
+
+
+def test_image_has_static_files_and_no_dev_tools(image):
+    assert (image / "staticfiles" / "admin" / "css" / "base.css").is_file()
+    assert (image / ".venv" / "bin" / "gunicorn").is_file()
+    assert not (image / ".venv" / "bin" / "pytest").exists()
+
+
+def test_image_runs_the_web_app_with_production_settings(image, tmp_path):
+    # Loads config.wsgi, so settings and every import, from the --no-dev venv.
+    env = {
+        **production_env("image"),
+        "MEDIA_ROOT": str(tmp_path),
+        "PATH": f"{image / '.venv' / 'bin'}{os.pathsep}/usr/bin:/bin",
+    }
+    run(
+        image,
+        "gunicorn",
+        "--check-config",
+        "--config",
+        "config/gunicorn.py",
+        "config.wsgi",
+        env=env,
+        timeout=60,
+    )
+
+
 # compose.yaml ----------------------------------------------------------------
 
 
 def test_compose_has_the_services_of_the_backend(compose):
     assert set(compose["services"]) == {"db", "mailpit", "migrate", "web", "worker"}
+    images = [service.get("image", "") for service in compose["services"].values()]
+    assert not [image for image in images if re.search("redis|rabbitmq", image)]
 
 
-def test_compose_waits_for_healthy_dependencies(compose):
-    services = compose["services"]
+def assert_healthy_dependencies(services):
     for name, service in services.items():
         for dependency, rule in service.get("depends_on", {}).items():
             if "healthcheck" in services[dependency]:
                 assert rule["condition"] == "service_healthy", (name, dependency)
             elif dependency == "migrate":
                 assert rule["condition"] == "service_completed_successfully"
+
+
+def test_compose_waits_for_healthy_dependencies(compose):
+    services = compose["services"]
+    assert_healthy_dependencies(services)
     assert set(services["worker"]["depends_on"]) == {"db", "migrate", "mailpit"}
     assert set(services["web"]["depends_on"]) == {"db", "migrate", "mailpit"}
+    assert services["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert "restart" not in services["migrate"]
+
+
+def test_compose_services_run_the_start_scripts(compose):
+    for name in ("migrate", "web", "worker"):
+        assert compose["services"][name]["command"] == f"bin/{name}"
 
 
 def test_compose_publishes_no_database_and_only_loopback_ports(compose):
@@ -112,6 +369,65 @@ def test_web_and_worker_share_the_media_volume(compose):
     assert "media:/app/media" in services["web"]["volumes"]
     assert "media:/app/media" in services["worker"]["volumes"]
     assert services["worker"]["environment"]["MEDIA_ROOT"] == "/app/media"
+
+
+@pytest.fixture(scope="module")
+def broker_project(tmp_path_factory):
+    """The template with one more backend that brings a broker to compose."""
+    template = tmp_path_factory.mktemp("template") / "offload"
+    for name in ("hooks", "templates", "{{cookiecutter.project_slug}}"):
+        shutil.copytree(ROOT / name, template / name)
+    data = json.loads((ROOT / "cookiecutter.json").read_text())
+    data["task_backend"].append("with_broker")
+    data["_backends"]["with_broker"] = data["_backends"]["django_tasks_db"]
+    (template / "cookiecutter.json").write_text(json.dumps(data))
+    fragments = template / "templates" / "backends" / "with_broker"
+    shutil.copytree(template / "templates" / "backends" / "django_tasks_db", fragments)
+    (fragments / "compose.services.yaml").write_text(
+        "  redis:\n"
+        "    image: redis:8\n"
+        '    command: ["redis-server", "--appendonly", "yes"]\n'
+        "    volumes:\n"
+        "      - redis:/data\n"
+        "    healthcheck:\n"
+        '      test: ["CMD", "redis-cli", "ping"]\n'
+    )
+    (fragments / "compose.depends_on.yaml").write_text(
+        "  redis:\n    condition: service_healthy\n"
+    )
+    (fragments / "compose.volumes.yaml").write_text("  redis:\n")
+    output = tmp_path_factory.mktemp("bake-with-broker")
+    return Path(
+        cookiecutter(
+            str(template),
+            no_input=True,
+            extra_context={"task_backend": "with_broker"},
+            output_dir=str(output),
+        )
+    )
+
+
+def test_a_backend_adds_its_broker_to_compose_from_its_own_fragments(broker_project):
+    run(
+        broker_project,
+        BIN / "check-jsonschema",
+        "--builtin-schema",
+        "vendor.compose-spec",
+        "compose.yaml",
+    )
+    compose = yaml.safe_load((broker_project / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"db", "mailpit", "migrate", "web", "worker", "redis"}
+    assert_healthy_dependencies(services)
+    for name in ("web", "worker"):
+        assert services[name]["depends_on"]["redis"] == {"condition": "service_healthy"}
+    assert set(compose["volumes"]) == {"pgdata", "media", "redis"}
+
+
+def test_a_backend_without_compose_fragments_leaves_no_blank_lines(project):
+    lines = (project / "compose.yaml").read_text().splitlines()
+    assert not [i for i, line in enumerate(lines) if line == "" == lines[i - 1]]
+    assert lines[-1].strip()
 
 
 # Stop rules: the same in compose, supervisord and systemd ---------------------
@@ -137,6 +453,23 @@ def test_worker_stop_signal_and_grace_agree_everywhere(project, compose):
     assert int(unit["Service"]["TimeoutStopSec"]) == grace
 
 
+def test_web_stop_grace_agrees_everywhere_and_outlasts_gunicorns(project, compose):
+    gunicorn = int(
+        GUNICORN_GRACE.search((project / "config" / "gunicorn.py").read_text())[1]
+    )
+    unit = systemd_unit(next(project.glob("deploy/systemd/*-web.service")))
+    program = supervisord_conf(project)["program:web"]
+    graces = {
+        compose["services"]["web"]["stop_grace_period"],
+        program["stopwaitsecs"] + "s",
+        unit["Service"]["TimeoutStopSec"] + "s",
+    }
+    assert len(graces) == 1, graces
+    assert int(graces.pop().removesuffix("s")) > gunicorn
+    assert program["stopsignal"] == "TERM"
+    assert unit["Service"]["KillSignal"] == "SIGTERM"
+
+
 def test_worker_script_stops_on_the_signal_the_managers_send(project):
     # The worker process must be the one the signal reaches: exec, no shell.
     script = (project / "bin" / "worker").read_text()
@@ -159,14 +492,15 @@ def systemd_root(project, tmp_path_factory):
 
 
 def test_systemd_units_verify_cleanly(project, systemd_root):
-    names = [unit.name.replace("@.", "@1.") for unit in unit_files(project)]
+    units = [unit.name.replace("@.", "@1.") for unit in service_units(project)]
     result = run(
         systemd_root,
         "systemd-analyze",
         "verify",
         "--man=no",
         f"--root={systemd_root}",
-        *names,
+        *units,
+        f"{project.name}.target",
     )
     assert result.stdout + result.stderr == ""
 
@@ -176,79 +510,268 @@ def test_systemd_units_are_hardened(project, unit):
     path = next(project.glob(f"deploy/systemd/*-{unit}.service"))
     result = run(project, "systemd-analyze", "security", "--offline=yes", str(path))
     score = float(
-        re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout).group(1)
+        re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)[1]
     )
     assert score <= 2.0, result.stdout
+
+
+def test_systemd_units_share_one_sandbox(project):
+    def sandbox(path):
+        text = path.read_text()
+        return text[text.index("\nNoNewPrivileges=") :].split("\n[")[0].strip()
+
+    sandboxes = {sandbox(path) for path in service_units(project)}
+    assert len(sandboxes) == 1
+
+
+def test_systemd_units_run_the_start_scripts_as_the_project_user(project):
+    slug = project.name
+    for path in service_units(project):
+        name = path.name.removeprefix(f"{slug}-").split("@")[0].split(".")[0]
+        service = systemd_unit(path)["Service"]
+        assert service["ExecStart"] == f"/srv/{slug}/bin/{name}"
+        assert service["WorkingDirectory"] == f"/srv/{slug}"
+        assert service["EnvironmentFile"] == f"/etc/{slug}/env"
+        assert service["User"] == slug
+        assert service["StateDirectory"] == slug
+        assert systemd_unit(path)["Unit"]["PartOf"] == f"{slug}.target"
+    for name in ("web", "worker@"):
+        unit = systemd_unit(next(project.glob(f"deploy/systemd/*-{name}.service")))
+        assert unit["Unit"]["Requires"] == f"{slug}-migrate.service"
+        assert unit["Unit"]["After"].startswith(f"{slug}-migrate.service")
+        assert unit["Install"]["WantedBy"] == f"{slug}.target"
+
+
+def syscall_group(name):
+    """The system calls of ``@group`` (nested groups expanded), or {name}."""
+    if not name.startswith("@"):
+        return {name}
+    output = run(ROOT, "systemd-analyze", "syscall-filter", name).stdout
+    calls = set()
+    for line in output.splitlines()[1:]:
+        line = line.strip()
+        if line and not line.startswith("#"):
+            calls |= syscall_group(line)
+    return calls
+
+
+def trace_web_and_worker(project, folder):
+    """Run web and worker under strace through an upload and an email."""
+    inbox = SlowInbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    port = free_port()
+    env = {
+        **production_env("sandbox"),
+        "USE_HTTPS": "false",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(controller.port),
+        "MEDIA_ROOT": str(folder / "media"),
+        "PORT": str(port),
+        "PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    }
+    prepare_release(project, env, "tracy")
+    tracers = {}
+    for name in ("web", "worker"):
+        tracers[name] = subprocess.Popen(
+            ["strace", "-f", "-qq", "-o", folder / f"{name}.trace", f"bin/{name}"],
+            cwd=project,
+            env={**os.environ, **env},
+            stdout=(folder / f"{name}.log").open("w"),
+            stderr=subprocess.STDOUT,
+        )
+
+    try:
+        # strace forks short-lived probes first: find the started command.
+        pids = {
+            "web": wait_until(lambda: child(tracers["web"], b"gunicorn"), 30, "web"),
+            "worker": wait_until(
+                lambda: child(tracers["worker"], b"db_worker"), 30, "worker"
+            ),
+        }
+        base_url = f"http://127.0.0.1:{port}"
+        serving(f"{base_url}/accounts/login/", timeout=60)
+        client = login({"url": base_url}, "tracy")
+        jpeg = io.BytesIO()
+        Image.new("RGB", (1600, 1200), "navy").save(jpeg, "JPEG")
+        response = post(
+            client, "/photos/", files={"image": ("sky.jpg", jpeg.getvalue())}
+        )
+        assert settled(client, response.json()["status_url"], 60)["status"] == "done"
+        response = post(
+            client,
+            "/notifications/",
+            data={"subject": "Traced", "message": "m", "recipients": "a@example.org"},
+        )
+        assert settled(client, response.json()["status_url"], 60)["status"] == "done"
+        client.close()
+        # Stopped as systemd stops them: SIGTERM to the main process.
+        for pid in pids.values():
+            os.kill(pid, signal.SIGTERM)
+        for tracer in tracers.values():
+            assert tracer.wait(timeout=60) == 0
+    finally:
+        # strace does not stop its command on SIGTERM: end the command first.
+        for tracer in tracers.values():
+            for pid in children(tracer):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            stop(tracer, 10)
+        controller.stop()
+    return {name: (folder / f"{name}.trace").read_text() for name in tracers}
+
+
+def test_web_and_worker_stay_inside_the_systemd_sandbox(synced, tmp_path):
+    """Every system call, socket and mapping of a traced run is allowed."""
+    project = synced("default")
+    traces = trace_web_and_worker(project, tmp_path)
+    for process, trace in traces.items():
+        path = next(project.glob(f"deploy/systemd/*-{process}*.service"))
+        service = systemd_unit(path)["Service"]
+        allowed, denied = set(), set()
+        # Repeated keys add up: the first list allows, "~" lists then deny.
+        for value in re.findall(r"^SystemCallFilter=(.+)$", path.read_text(), re.M):
+            target = denied if value.startswith("~") else allowed
+            for name in value.removeprefix("~").split():
+                target |= syscall_group(name)
+        calls = set(re.findall(r"^\d+\s+(\w+)\(", trace, re.M))
+        assert len(calls) > 20, trace[:2000]
+        assert sorted(calls - (allowed - denied)) == [], process
+        families = set(re.findall(r"\bsocket\((AF_\w+)", trace))
+        assert families <= set(service["RestrictAddressFamilies"].split()), process
+        # MemoryDenyWriteExecute=: no mapping both writable and executable,
+        # and no mprotect() that makes memory executable.
+        assert service["MemoryDenyWriteExecute"] == "yes"
+        assert not re.findall(
+            r"^\d+\s+(?:mmap\(.*PROT_WRITE\|PROT_EXEC|(?:pkey_)?mprotect\(.*PROT_EXEC)",
+            trace,
+            re.M,
+        ), process
 
 
 # supervisord, for real ------------------------------------------------------
 
 
-def test_supervisord_runs_web_and_workers_and_stops_them(synced, tmp_path):
+@pytest.fixture
+def supervisord(synced, smtp, tmp_path):
+    """supervisord running the project's web and workers, stopped after."""
     project = synced("default")
-    conf = project / "deploy" / "supervisord" / "supervisord.conf"
+    inbox, smtp_port = smtp
+    # A socket's path has at most 107 bytes, and supervisor.sock sits beside
+    # the config: use the checkout through a short link (as one would deploy
+    # from a deeply nested folder), not pytest's long temporary path.
+    short = Path(tempfile.mkdtemp(prefix="offload-", dir="/tmp"))
+    (short / "app").symlink_to(project)
+    conf = short / "app" / "deploy" / "supervisord" / "supervisord.conf"
     port = free_port()
     env = {
         **production_env("supervisord"),
         "USE_HTTPS": "false",
-        "ALLOWED_HOSTS": "127.0.0.1",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(smtp_port),
         "MEDIA_ROOT": str(tmp_path / "media"),
         "PORT": str(port),
     }
-    database = env["DATABASE_URL"].rsplit("/", 1)[1]
-    maintenance = f"--maintenance-db={PG_URL}/postgres"
-    run(project, "dropdb", "--if-exists", "--force", maintenance, database)
-    run(project, "createdb", maintenance, database)
-    venv = {"PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
-    run(project, "bin/migrate", env={**env, **venv})
-    run(
-        project,
-        "python",
-        "manage.py",
-        "collectstatic",
-        "--no-input",
-        env={**env, **venv},
-    )
-
-    log_path = tmp_path / "supervisord.log"
-    log = log_path.open("w")
-    supervisord = subprocess.Popen(
-        [BIN / "supervisord", "-c", conf],
+    # No PATH to the venv: supervisord.conf must give it to the programs.
+    prepare_release(project, env, "sue")
+    log = tmp_path / "supervisord.log"
+    process = subprocess.Popen(
+        [BIN / "supervisord", "-n", "-c", conf],
         cwd=project,
         env={**os.environ, **env},
-        stdout=log,
+        stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )
+    handle = {
+        "process": process,
+        "project": project,
+        "conf": conf,
+        "log": log,
+        "url": f"http://127.0.0.1:{port}",
+        "inbox": inbox,
+        "env": env,
+        "pids": set(),
+    }
     try:
-
-        def status():
-            result = run(
-                project, BIN / "supervisorctl", "-c", conf, "status", check=False
-            )
-            return result.stdout
-
-        wait_until(lambda: status().count("RUNNING") == 3, 30, "3 programs RUNNING")
-        assert re.search(r"^web\s+RUNNING", status(), re.M)
-        assert len(re.findall(r"^worker:worker_\d\d\s+RUNNING", status(), re.M)) == 2
-        serving(f"http://127.0.0.1:{port}/accounts/login/", timeout=30)
-        # RUNNING means "up for 1 s"; a worker handles SIGTERM gracefully
-        # once started (killed earlier, it had no task to lose).
-        wait_until(
-            lambda: log_path.read_text().count("Starting worker") == 2,
-            30,
-            "both workers to start",
-        )
-
-        supervisord.send_signal(signal.SIGTERM)
-        started = time.monotonic()
-        assert supervisord.wait(timeout=BACKEND["stop_grace_seconds"] + 10) == 0
-        stopping = time.monotonic() - started
+        yield handle
     finally:
-        if supervisord.poll() is None:
-            supervisord.kill()
-            supervisord.wait()
-    text = log_path.read_text()
+        stop(process, BACKEND["stop_grace_seconds"] + 10)
+        # supervisord's programs lead their own process groups: if it had to
+        # be killed, they are still running.
+        kill_groups(handle["pids"])
+        shutil.rmtree(short)
+
+
+def supervisorctl(handle, *args):
+    return run(
+        handle["project"],
+        BIN / "supervisorctl",
+        "-c",
+        handle["conf"],
+        *args,
+        check=False,
+    ).stdout
+
+
+def test_supervisord_runs_web_and_workers_and_lets_the_running_task_finish(
+    supervisord,
+):
+    handle = supervisord
+    wait_until(
+        lambda: supervisorctl(handle, "status").count("RUNNING") == 3,
+        30,
+        "3 programs RUNNING",
+    )
+    status = supervisorctl(handle, "status")
+    assert re.search(r"^web\s+RUNNING", status, re.M), status
+    assert len(re.findall(r"^worker:worker_\d\d\s+RUNNING", status, re.M)) == 2
+    handle["pids"] |= {int(pid) for pid in supervisorctl(handle, "pid", "all").split()}
+    assert len(handle["pids"]) == 3
+    serving(f"{handle['url']}/accounts/login/", timeout=30)
+    # RUNNING means "up for 1 s"; a worker handles SIGTERM gracefully once
+    # its loop has started.
+    wait_until(
+        lambda: handle["log"].read_text().count("Starting worker") == 2,
+        30,
+        "both workers to start",
+    )
+
+    # A task that is in the middle of sending when supervisord is stopped.
+    handle["inbox"].delay = 3
+    client = login(handle, "sue")
+    response = post(
+        client,
+        "/notifications/",
+        data={"subject": "Stop", "message": "m", "recipients": "a@example.org"},
+    )
+    client.close()
+    assert response.status_code == 202, response.text
+    wait_until(lambda: handle["inbox"].receiving, 30, "the task to start sending")
+
+    handle["process"].send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    assert handle["process"].wait(timeout=BACKEND["stop_grace_seconds"] + 10) == 0
+    stopping = time.monotonic() - started
+
+    log = handle["log"].read_text()
     for program in ("web", "worker_00", "worker_01"):
-        assert f"stopped: {program} (exit status 0)" in text, text
-    # Idle workers exit at once on SIGTERM: nothing waited for the kill.
-    assert stopping < BACKEND["stop_grace_seconds"], text
+        assert f"stopped: {program} (exit status 0)" in log, log
+    # The running task finished: its message was accepted, its row is done.
+    assert len(handle["inbox"].envelopes) == 1, log
+    statuses = run(
+        handle["project"],
+        python(handle["project"]),
+        "manage.py",
+        "shell",
+        "--verbosity=0",
+        "-c",
+        "from django_tasks_db.models import DBTaskResult; "
+        "print(*DBTaskResult.objects.values_list('status', flat=True))",
+        env=handle["env"],
+    ).stdout.split()
+    assert statuses == ["SUCCESSFUL"], log
+    # It waited for the task, not for the kill.
+    assert 2 < stopping < BACKEND["stop_grace_seconds"], log
+    assert not [pid for pid in handle["pids"] if alive(pid)]

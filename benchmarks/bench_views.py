@@ -1,22 +1,15 @@
-"""Views and a task the benchmark compares with the project's own.
+"""Views the benchmark compares with the project's own upload view.
 
-Imported inside the baked project (on PYTHONPATH): by the benchmark process as
-a URLconf, and by the worker process for the no-op task.
+Imported inside the baked project (on PYTHONPATH) as a URLconf.
 """
 
 from config import urls as project_urls
 from django.db import transaction
 from django.http import JsonResponse
-from django.tasks import task
 from django.urls import path
 from photos import services
 from photos.forms import PhotoForm
 from photos.models import Photo
-
-
-@task()
-def noop():
-    """The cheapest task there is: measures the worker, not the work."""
 
 
 def save_only(request):

@@ -1,13 +1,16 @@
-"""The measuring half of the benchmark; runs inside the baked project.
+"""The measuring half of the benchmark; runs inside one baked project.
 
 1. Upload latency, in-process through Django's whole middleware stack on
    PostgreSQL: POST /photos/ (save + enqueue), the same request without the
    enqueue (save only), and with the thumbnail made inline. The three are
    interleaved so that drift affects them alike.
-2. Worker drain rate: N no-op tasks queued, then one real worker process
-   (bin/worker) started; the rate is taken from the rows' own timestamps,
-   first start to last finish, so process start-up is not counted.
-3. Pick-up latency of an idle worker: enqueue to finish, one task at a time.
+2. Drain rate of one worker process: N no-op tasks queued, then the worker
+   started: bin/worker as shipped, and each raw command of the backend's
+   driver (bench_app/tasks.py). Each no-op task writes a row with its start
+   time; the rate is taken from those rows, first start to last start, so
+   process start-up is not counted.
+3. Pick-up latency of an idle worker (bin/worker, and the library's CLI
+   default): enqueue to start, one task at a time.
 """
 
 import argparse
@@ -18,25 +21,26 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path.cwd()))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_settings")
 
 import django
 import psycopg
 
 django.setup()
 
-import bench_views  # noqa: E402
+from bench_app import tasks as driver  # noqa: E402
+from bench_app.models import Tick  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Max, Min  # noqa: E402
 from django.test import Client, override_settings  # noqa: E402
-from django_tasks_db.models import DBTaskResult  # noqa: E402
 from PIL import Image  # noqa: E402
 
 
@@ -54,6 +58,8 @@ def recreate_database():
         admin.execute(f'CREATE DATABASE "{db["NAME"]}"')
     call_command("migrate", verbosity=0)
     call_command("collectstatic", "--no-input", verbosity=0)
+    with connection.schema_editor() as editor:
+        editor.create_model(Tick)
 
 
 def photo_bytes():
@@ -102,75 +108,110 @@ def upload_latency(requests):
         )
 
 
-def start_worker():
+def start_worker(command):
     # As under compose/supervisord/systemd: the venv's python first on PATH.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    return subprocess.Popen(
-        ["bin/worker", "--no-startup-delay"],
+    log = tempfile.NamedTemporaryFile("w+", prefix="worker-", suffix=".log")  # noqa: SIM115
+    worker = subprocess.Popen(
+        command,
         env={**os.environ, "PATH": path, "LOG_LEVEL": "WARNING"},
-        stdout=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    worker.log = log
+    return worker
 
 
 def stop_worker(worker):
     worker.send_signal(signal.SIGTERM)
-    worker.wait(timeout=30)
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
 
 
 def wait_for(condition, worker, timeout):
     deadline = time.monotonic() + timeout
     while not condition():
         if worker.poll() is not None:
-            raise RuntimeError(f"the worker exited with {worker.returncode}")
+            worker.log.seek(0)
+            raise RuntimeError(
+                f"the worker exited with {worker.returncode}:\n{worker.log.read()}"
+            )
         if time.monotonic() > deadline:
             raise TimeoutError("the worker did not finish in time")
         time.sleep(0.05)
 
 
-def drain_rate(tasks):
-    DBTaskResult.objects.all().delete()
+def drain_rate(command, tasks):
+    """Tasks per second of one worker process started on a full queue."""
+    driver.clear()
+    Tick.objects.all().delete()
+    for _ in range(tasks):
+        driver.enqueue()
+    worker = start_worker(command)
+    try:
+        wait_for(lambda: Tick.objects.count() >= tasks, worker, timeout=600)
+    finally:
+        stop_worker(worker)
+    span = Tick.objects.aggregate(first=Min("started_at"), last=Max("started_at"))
+    return (tasks - 1) / (span["last"] - span["first"])
+
+
+def enqueue_rate(tasks):
+    driver.clear()
     start = time.perf_counter()
     for _ in range(tasks):
-        bench_views.noop.enqueue()
-    enqueued = time.perf_counter() - start
-    print(
-        f"enqueue: {tasks} tasks in {enqueued:.2f} s = {tasks / enqueued:.0f} tasks/s"
-    )
-
-    worker = start_worker()
-    try:
-        done = DBTaskResult.objects.filter(status="SUCCESSFUL")
-        wait_for(lambda: done.count() == tasks, worker, timeout=600)
-    finally:
-        stop_worker(worker)
-    span = done.aggregate(first=Min("started_at"), last=Max("finished_at"))
-    seconds = (span["last"] - span["first"]).total_seconds()
-    print(
-        f"drain:   {tasks} no-op tasks, 1 worker process, PostgreSQL: "
-        f"{seconds:.2f} s = {tasks / seconds:.0f} tasks/s"
-    )
+        driver.enqueue()
+    rate = tasks / (time.perf_counter() - start)
+    driver.clear()
+    return rate
 
 
-def pickup_latency(samples=30):
-    worker = start_worker()
+def pickup_latency(command, samples=30):
+    """Enqueue to start, in ms, of an idle worker: p50 and p99."""
+    driver.clear()
+    Tick.objects.all().delete()
+    worker = start_worker(command)
     latencies = []
     try:
-        time.sleep(1)
-        for _ in range(samples):
-            # Enqueue at a random point of the worker's idle poll interval.
+        time.sleep(2)  # started and idle
+        for count in range(1, samples + 1):
+            # Enqueue at a random point of an idle worker's poll interval.
             time.sleep(random.uniform(0, 0.5))  # noqa: S311
-            result = bench_views.noop.enqueue()
-            row = DBTaskResult.objects.filter(pk=result.id, status="SUCCESSFUL")
-            wait_for(row.exists, worker, timeout=30)
-            latency = row.get().finished_at - row.get().enqueued_at
-            latencies.append(latency.total_seconds() * 1000)
+            driver.enqueue()
+            wait_for(lambda n=count: Tick.objects.count() >= n, worker, 30)
     finally:
         stop_worker(worker)
-    p50, p99 = percentiles(latencies)
+    for tick in Tick.objects.all():
+        latencies.append((tick.started_at - tick.enqueued_at) * 1000)
+    return percentiles(latencies)
+
+
+def workers(tasks):
+    """Drain rate of bin/worker against the library's raw commands, one run."""
+    shipped = drain_rate(["bin/worker"], tasks)
+    print(f"drain:   {tasks} no-op tasks, 1 worker process, tasks/s")
+    print(f"  {'bin/worker (shipped)':<24} {shipped:7.0f}")
+    raw = {}
+    for name, command in driver.RAW.items():
+        raw[name] = drain_rate(command, tasks)
+        print(f"  {'raw ' + name:<24} {raw[name]:7.0f}")
+    best = max(raw, key=raw.get)
     print(
-        f"pick-up: idle worker, enqueue to done, {samples} tasks: "
-        f"p50 {p50:.0f} ms   p99 {p99:.0f} ms"
+        f"  shipped / raw CLI default = {shipped / raw['CLI default']:.2f}x   "
+        f"shipped / best raw ({best}) = {shipped / raw[best]:.2f}x"
     )
+    for name, command in (
+        ("bin/worker (shipped)", ["bin/worker"]),
+        ("raw CLI default", driver.RAW["CLI default"]),
+    ):
+        p50, p99 = pickup_latency(command)
+        print(
+            f"pick-up: idle {name}, enqueue to start, 30 tasks: "
+            f"p50 {p50:.1f} ms   p99 {p99:.1f} ms"
+        )
 
 
 def main():
@@ -184,8 +225,8 @@ def main():
         f"{os.cpu_count()} CPUs"
     )
     upload_latency(args.requests)
-    drain_rate(args.tasks)
-    pickup_latency()
+    print(f"enqueue: {enqueue_rate(args.tasks):.0f} tasks/s (no-op task)")
+    workers(args.tasks)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ with a context dict and a directory.
 """
 
 import json
+import re
 import secrets
 import shutil
 import sys
@@ -35,23 +36,40 @@ def remove_unselected(context, root):
 
 
 def write_env(root):
-    """Write a git-ignored .env for development with a fresh secret key."""
+    """Copy .env.example to a git-ignored .env, with a fresh secret key.
+
+    The same command makes .env on a fresh clone (README.md): .env.example is
+    a working development configuration whose empty key falls back to a
+    development-only one.
+    """
     env = root / ".env"
     if env.exists():
         return
-    env.write_text(
-        "# Development settings, read by config/settings.py and compose.yaml.\n"
-        "# Git-ignored: never commit it. Production sets these in its own env.\n"
-        "DEBUG=true\n"
-        f"SECRET_KEY={secrets.token_urlsafe(50)}\n"
-    )
+    example = (root / ".env.example").read_text()
+    key = f"SECRET_KEY={secrets.token_urlsafe(50)}"
+    env.write_text(re.sub(r"^SECRET_KEY=$", key, example, count=1, flags=re.M))
     env.chmod(0o600)
 
 
+def record_answers(context, root):
+    """Write the answers to .cookiecutter.json, to re-generate or update later.
+
+    Only the answers: cookiecutter's private keys hold the template's tables
+    and local paths (its checkout, the output folder) that mean nothing
+    elsewhere.
+    """
+    answers = {key: value for key, value in context.items() if key[0] != "_"}
+    (root / ".cookiecutter.json").write_text(json.dumps(answers, indent=2) + "\n")
+
+
 def next_steps(context):
-    lines = [
-        f"Created {context['project_slug']}/. Next:",
-        f"  cd {context['project_slug']}",
+    slug = context["project_slug"]
+    lines = [f"Created {slug}/. Next:", f"  cd {slug}"]
+    broker = context["_backends"][context["task_backend"]]["broker"]
+    if broker:
+        broker = context["_brokers"][broker]
+        lines.append(f"  # start {broker['label']} on {broker['default_url']}")
+    lines += [
         "  uv run python manage.py migrate",
         "  uv run honcho start -p 8000  # web on :8000 + worker, SQLite",
     ]
@@ -64,6 +82,7 @@ def next_steps(context):
 def main(context, root):
     remove_unselected(context, root)
     write_env(root)
+    record_answers(context, root)
     print(next_steps(context))
     return 0
 

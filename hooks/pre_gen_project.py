@@ -9,37 +9,57 @@ import json
 import keyword
 import re
 import sys
+import tomllib
 import zoneinfo
+from pathlib import Path
 
-# Modules the generated project imports or ships: a project package with one
-# of these names would shadow it on sys.path.
-SHADOWED = {
-    "config",
-    "django",
-    "django_tasks_db",
-    "gunicorn",
-    "notifications",
-    "photos",
-    "PIL",
-    "psycopg",
-    "pytest",
-    "test",
-    "tests",
-} | set(sys.stdlib_module_names)
+# The project's own packages, and names every Python program imports: a
+# project package with one of these names would shadow it on sys.path.
+OWN_MODULES = {"config", "core", "notifications", "photos", "test", "tests"}
+SHADOWED = OWN_MODULES | set(sys.stdlib_module_names)
 
 SLUG = re.compile(r"^[a-z_][a-z0-9_]*$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
-def slug_problem(slug):
+def distribution(requirement):
+    """The normalised name of a requirement: "Pillow>=11" -> "pillow"."""
+    name = re.match(r"[A-Za-z0-9._-]+", requirement).group()
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def dependencies(context):
+    """Distribution names and modules the chosen backend's project installs.
+
+    Every package of the backend's uv.lock (the project locks exactly these,
+    dependencies of dependencies included) and the modules named in
+    cookiecutter.json's tables: a new backend extends the check with no edit
+    here. Both are read from the template's own files, offline.
+    """
+    backend = context["task_backend"]
+    lock = Path(context["_repo_dir"], "templates", "backends", backend, "uv.lock")
+    # The project's own entry names it with Jinja: left out, it is not parsed.
+    text = re.sub(r'^name = "\{\{.*\}\}"$', 'name = ""', lock.read_text(), flags=re.M)
+    packages = tomllib.loads(text).get("package", [])  # empty until .ci/lock
+    names = {distribution(package["name"]) for package in packages if package["name"]}
+    modules = context["_packages"]["modules"] + context["_backends"][backend]["modules"]
+    return names, set(modules)
+
+
+def slug_problem(slug, context):
     if not SLUG.match(slug) or keyword.iskeyword(slug):
         return (
             f"Project slug {slug!r} is not a lowercase Python identifier "
             "(letters, digits and underscores, not starting with a digit)."
         )
-    if slug in SHADOWED:
-        return f"Project slug {slug!r} would shadow the Python module of that name."
+    names, modules = dependencies(context)
+    if slug in SHADOWED | modules or distribution(slug) in names:
+        # A project named like a dependency also cannot be locked by uv.
+        return (
+            f"Project slug {slug!r} is the name of a module or package the "
+            "project depends on."
+        )
     return None
 
 
@@ -69,7 +89,7 @@ def time_zone_problem(name):
 def problems(context):
     """Every sentence that explains a bad answer, in prompt order."""
     found = [
-        slug_problem(context["project_slug"]),
+        slug_problem(context["project_slug"], context),
         email_problem(context["author_email"]),
         domain_problem(context["domain_name"]),
         time_zone_problem(context["time_zone"]),

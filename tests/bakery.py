@@ -1,8 +1,11 @@
 """Cases, paths and a command runner shared by the template's tests."""
 
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -10,16 +13,43 @@ BIN = Path(sys.executable).parent  # the template venv: uv, linters, supervisord
 UV = str(BIN / "uv")
 PG_URL = os.environ.get("OFFLOAD_PG_URL", "postgres://postgres@127.0.0.1:5432")
 
-# One case per backend, plus cases that change one option.
-CASES = {
-    "default": {},
-    "no_deploy": {"use_docker": False, "use_supervisord": False, "use_systemd": False},
-    "renamed": {
-        "project_name": "Sky-Survey Alerts",
-        "time_zone": "Europe/Paris",
-        "domain_name": "alerts.example.org",
-    },
-}
+TEMPLATE = json.loads((ROOT / "cookiecutter.json").read_text())
+DEFAULT = TEMPLATE["task_backend"][0]
+# Every backend of the table, or those named in OFFLOAD_BACKENDS (CI's matrix
+# runs one per job).
+BACKENDS = [
+    name
+    for name in TEMPLATE["task_backend"]
+    if name in os.environ.get("OFFLOAD_BACKENDS", name).split(",")
+]
+
+# One case per backend (named after it), plus cases that change one option
+# of the default backend.
+CASES = {name: {"task_backend": name} for name in BACKENDS}
+if DEFAULT in BACKENDS:
+    CASES |= {
+        "no_deploy": {
+            "use_docker": False,
+            "use_supervisord": False,
+            "use_systemd": False,
+        },
+        "renamed": {
+            "project_name": "Sky-Survey Alerts",
+            "time_zone": "Europe/Paris",
+            "domain_name": "alerts.example.org",
+        },
+    }
+
+
+def backend_of(case):
+    """The row of the task backend a case was baked with."""
+    return TEMPLATE["_backends"][CASES[case].get("task_backend", DEFAULT)]
+
+
+def broker_of(case):
+    """The _brokers row of a case's backend, or None."""
+    name = backend_of(case)["broker"]
+    return TEMPLATE["_brokers"][name] if name else None
 
 
 def run(cwd, *args, env=None, check=True, timeout=600):
@@ -40,14 +70,27 @@ def run(cwd, *args, env=None, check=True, timeout=600):
     return result
 
 
-def production_env(case):
-    """Environment of a production-like run: DEBUG off, PostgreSQL."""
-    return {
+def production_env(name, case=DEFAULT):
+    """Environment of a production-like run: DEBUG off, PostgreSQL.
+
+    ``name`` keeps runs apart: its own database (and so its own queue on a
+    broker, named after the database) and its own state directory.
+    """
+    env = {
         "DEBUG": "false",
         "SECRET_KEY": "x" * 20 + "-production-key-for-tests-" + "y" * 20,
         "ALLOWED_HOSTS": "localhost,127.0.0.1",
-        "DATABASE_URL": f"{PG_URL}/offload_{case}",
+        "DATABASE_URL": f"{PG_URL}/offload_{name}",
     }
+    broker = broker_of(case)
+    if broker:
+        env[broker["url_variable"]] = broker["default_url"]
+    if backend_of(case)["state_volume"]:
+        state = Path(tempfile.gettempdir()) / f"offload-state-{name}"
+        shutil.rmtree(state, ignore_errors=True)
+        state.mkdir()
+        env["STATE_DIRECTORY"] = str(state)
+    return env
 
 
 def python(project):

@@ -39,7 +39,7 @@ def synced(baked):
     def sync(case):
         project = baked(case)
         if case not in done:
-            run(project, UV, "sync", "--quiet")
+            run(project, UV, "sync", "--locked", "--quiet")
             done.add(case)
         return project
 

@@ -12,15 +12,15 @@ import subprocess
 import pytest
 from PIL import Image
 
-from .bakery import UV, run
+from .bakery import BACKENDS, UV, run
 from .web import PASSWORD, free_port, login, post, serving, settled, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def honcho(synced, tmp_path_factory):
-    project = synced("default")
+@pytest.fixture(scope="module", params=BACKENDS)
+def honcho(request, synced, tmp_path_factory):
+    project = synced(request.param)
     # Nothing from the outer environment may point it at another database.
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_")}
     database = project / "db.sqlite3"

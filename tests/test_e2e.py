@@ -1,11 +1,12 @@
-"""End to end: web and worker started as compose.yaml starts them.
+"""End to end, for every backend: web and worker started as compose.yaml does.
 
 No Docker engine runs here, so each service's command from compose.yaml runs
 natively, with the environment compose would give it, against the local
-PostgreSQL and a real SMTP server (aiosmtpd). Everything a user does goes
-through HTTP.
+PostgreSQL, the local broker (if the backend has one) and a real SMTP server
+(aiosmtpd). Everything a user does goes through HTTP.
 """
 
+import contextlib
 import importlib.util
 import io
 import os
@@ -19,21 +20,19 @@ import yaml
 from aiosmtpd.controller import Controller
 from PIL import Image
 
-from .bakery import PG_URL, production_env, python, run
-from .web import PASSWORD, free_port, login, post, serving, settled
+from .bakery import BACKENDS, PG_URL, backend_of, production_env, python, run
+from .web import (
+    PASSWORD,
+    SlowInbox,
+    free_port,
+    login,
+    post,
+    serving,
+    settled,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
-
-
-class Inbox:
-    """An aiosmtpd handler that keeps every message it is given."""
-
-    def __init__(self):
-        self.envelopes = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append(envelope)
-        return "250 Message accepted"
 
 
 def compose_command(compose, service):
@@ -41,27 +40,53 @@ def compose_command(compose, service):
     return shlex.split(command) if isinstance(command, str) else command
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def case(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def images(baked):
+def images(baked, case):
     """The generated project's own image factories (tests/images.py)."""
-    path = baked("default") / "tests" / "images.py"
+    path = baked(case) / "tests" / "images.py"
     spec = importlib.util.spec_from_file_location("project_images", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+def start(stack, service):
+    """Start a service's command as compose would, logging to its file."""
+    log = (stack["logs"] / f"{service}.log").open("a")
+    stack["processes"][service] = subprocess.Popen(
+        compose_command(stack["compose"], service),
+        cwd=stack["project"],
+        env={**os.environ, **stack["env"]},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        # A process group of its own, as a container or a systemd unit is.
+        start_new_session=True,
+    )
+
+
+def kill(process):
+    """SIGKILL to the process and all it forked, as `docker kill` does."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")
-def stack(synced, tmp_path_factory):
-    project = synced("default")
+def stack(synced, case, tmp_path_factory):
+    project = synced(case)
     compose = yaml.safe_load((project / "compose.yaml").read_text())
     logs = tmp_path_factory.mktemp("e2e-logs")
-    inbox = Inbox()
+    inbox = SlowInbox()
     smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
     port = free_port()
     env = {
-        **production_env("e2e"),
+        **production_env(f"e2e_{case}", case),
         "USE_HTTPS": "false",  # plain HTTP on loopback; no proxy in front
         "ALLOWED_HOSTS": "127.0.0.1",
         "EMAIL_HOST": "127.0.0.1",
@@ -87,35 +112,30 @@ def stack(synced, tmp_path_factory):
             env=env,
         )
 
-    processes = {}
+    stack = {
+        "url": f"http://127.0.0.1:{port}",
+        "inbox": inbox,
+        "processes": {},
+        "logs": logs,
+        "compose": compose,
+        "project": project,
+        "env": env,
+        "row": backend_of(case),
+    }
     for service in ("web", "worker"):
-        log = (logs / f"{service}.log").open("w")
-        processes[service] = subprocess.Popen(
-            compose_command(compose, service),
-            cwd=project,
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
+        start(stack, service)
+    processes = stack["processes"]
     try:
-        serving(f"{base_url}/accounts/login/", timeout=30)
-        yield {
-            "url": base_url,
-            "inbox": inbox,
-            "processes": processes,
-            "logs": logs,
-            "compose": compose,
-        }
+        serving(f"{stack['url']}/accounts/login/", timeout=30)
+        yield stack
     finally:
         for process in processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for process in processes.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            kill(process)
         smtp.stop()
 
 
@@ -210,9 +230,44 @@ def test_truncated_image_fails_and_the_worker_keeps_serving(stack, alice, images
     assert stack["processes"]["worker"].poll() is None
 
 
+def test_a_killed_worker_does_what_the_readme_promises(stack, alice):
+    """SIGKILL mid-task, then the worker restarts (compose's restart policy).
+
+    The backend row states the guarantee the README renders: at-most-once
+    means the task that was running is not run again, and the worker goes
+    on with the next ones.
+    """
+    stack["inbox"].delay = 3
+    before = stack["inbox"].receiving
+    response = post(
+        alice,
+        "/notifications/",
+        data={"subject": "Killed", "message": "m", "recipients": "a@example.org"},
+    )
+    assert response.status_code == 202, response.text
+    wait_until(lambda: stack["inbox"].receiving > before, 30, "the task to send")
+    kill(stack["processes"]["worker"])
+    stack["inbox"].delay = 0
+    start(stack, "worker")
+
+    after = post(
+        alice,
+        "/notifications/",
+        data={"subject": "After", "message": "m", "recipients": "b@example.org"},
+    )
+    assert settled(alice, after.json()["status_url"])["status"] == "done"
+    killed = alice.get(response.json()["status_url"]).json()
+    assert stack["row"]["delivery"]["killed"] == "at-most-once"
+    assert (killed["status"], killed["pending"]) == ("running", 1), killed
+
+
 def test_worker_stops_cleanly_on_sigterm(stack):
     worker = stack["processes"]["worker"]
+    # Its signal handlers are in place once it says so (the first worker
+    # said it too, before it was killed).
+    log = stack["logs"] / "worker.log"
+    marker = stack["row"]["ready_marker"]
+    wait_until(lambda: log.read_text().count(marker) >= 2, 30, "the worker")
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0
-    log = (stack["logs"] / "worker.log").read_text()
-    assert re.search(r"Received (Terminated|SIGTERM)", log), log
+    assert re.search(r"Received (Terminated|SIGTERM)", log.read_text())

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import re
 
 import pytest
 from cookiecutter.exceptions import FailedHookException
@@ -20,11 +21,15 @@ def load(name):
 pre_gen = load("pre_gen_project")
 post_gen = load("post_gen_project")
 DEFAULTS = json.loads((ROOT / "cookiecutter.json").read_text())
+# As cookiecutter passes it: the answers, the private tables, the checkout.
 GOOD = {
+    **DEFAULTS,
+    "task_backend": DEFAULTS["task_backend"][0],
     "project_slug": "observatory_notes",
     "author_email": "ada@example.com",
     "domain_name": "example.com",
     "time_zone": "UTC",
+    "_repo_dir": str(ROOT),
 }
 
 
@@ -38,10 +43,13 @@ def test_good_answers_have_no_problems():
         ("project_slug", "My Project", "is not a lowercase Python identifier"),
         ("project_slug", "2fast", "is not a lowercase Python identifier"),
         ("project_slug", "class", "is not a lowercase Python identifier"),
-        ("project_slug", "django", "would shadow the Python module"),
-        ("project_slug", "test", "would shadow the Python module"),
-        ("project_slug", "email", "would shadow the Python module"),
-        ("project_slug", "config", "would shadow the Python module"),
+        ("project_slug", "django", "is the name of a module or package"),
+        ("project_slug", "test", "is the name of a module or package"),
+        ("project_slug", "email", "is the name of a module or package"),
+        ("project_slug", "config", "is the name of a module or package"),
+        ("project_slug", "whitenoise", "is the name of a module or package"),
+        ("project_slug", "sqlparse", "is the name of a module or package"),
+        ("project_slug", "dotenv", "is the name of a module or package"),
         ("author_email", "ada.example.com", "is not an email address"),
         ("author_email", "ada@localhost", "is not an email address"),
         ("domain_name", "localhost", "is not a host name"),
@@ -73,6 +81,21 @@ def test_bad_answers_stop_generation_and_leave_nothing(tmp_path, capfd, answers)
         )
     assert list(tmp_path.iterdir()) == []
     assert "ERROR: " in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("backend", DEFAULTS["task_backend"])
+def test_a_slug_equal_to_any_locked_package_is_refused(backend):
+    """Every package of the backend's uv.lock, dependencies of dependencies
+    included: uv cannot lock a project named like one of them."""
+    context = {**GOOD, "task_backend": backend}
+    lock = (ROOT / "templates" / "backends" / backend / "uv.lock").read_text()
+    names = re.findall(r'^name = "([a-z0-9-]+)"$', lock, re.M)
+    assert len(names) > 20
+    for name in names:
+        slug = name.replace("-", "_")
+        assert pre_gen.slug_problem(slug, context), slug
+    for module in DEFAULTS["_backends"][backend]["modules"]:
+        assert pre_gen.slug_problem(module, context), module
 
 
 def test_optional_paths_name_real_template_files():
@@ -116,7 +139,9 @@ def test_env_gets_a_fresh_long_secret_key_each_time(tmp_path):
     for name in ("a", "b"):
         root = tmp_path / name
         root.mkdir()
+        (root / ".env.example").write_text("DEBUG=true\nSECRET_KEY=\nEMAIL_HOST=\n")
         post_gen.write_env(root)
+        assert (root / ".env").read_text().startswith("DEBUG=true\nSECRET_KEY=")
         env = (root / ".env").read_text()
         keys.append(
             next(line for line in env.splitlines() if line.startswith("SECRET_KEY="))
@@ -126,6 +151,15 @@ def test_env_gets_a_fresh_long_secret_key_each_time(tmp_path):
     assert all(len(key) > len("SECRET_KEY=") + 50 for key in keys)
 
 
+def test_answers_are_recorded_without_tables_or_local_paths(tmp_path):
+    context = {**GOOD, "_output_dir": str(tmp_path), "_checkout": None}
+    post_gen.record_answers(context, tmp_path)
+    recorded = json.loads((tmp_path / ".cookiecutter.json").read_text())
+    assert recorded["project_slug"] == "observatory_notes"
+    assert recorded["task_backend"] == GOOD["task_backend"]
+    assert [key for key in recorded if key.startswith("_")] == []
+
+
 def test_existing_env_is_kept(tmp_path):
     (tmp_path / ".env").write_text("SECRET_KEY=mine\n")
     post_gen.write_env(tmp_path)
@@ -133,6 +167,6 @@ def test_existing_env_is_kept(tmp_path):
 
 
 def test_next_steps_mention_compose_only_with_docker():
-    base = {"project_slug": "notes", "use_docker": True}
+    base = {**GOOD, "project_slug": "notes", "use_docker": True}
     assert "docker compose up" in post_gen.next_steps(base)
     assert "docker compose" not in post_gen.next_steps({**base, "use_docker": False})

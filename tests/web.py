@@ -1,5 +1,6 @@
 """HTTP helpers for tests that drive a running web process, as a user would."""
 
+import asyncio
 import socket
 import time
 
@@ -64,3 +65,18 @@ def serving(url, timeout=60):
             return False
 
     wait_until(answers, timeout, f"{url} to answer")
+
+
+class SlowInbox:
+    """An SMTP handler that keeps each message and answers after a delay."""
+
+    def __init__(self, delay=0.0):
+        self.delay = delay
+        self.receiving = 0
+        self.envelopes = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.receiving += 1
+        await asyncio.sleep(self.delay)
+        self.envelopes.append(envelope)
+        return "250 Message accepted"

@@ -102,9 +102,10 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Database ------------------------------------------------------------------
 
+# An empty DATABASE_URL (as in .env.example) means SQLite too.
 DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=60,
         conn_health_checks=True,
     )
@@ -120,9 +121,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Background tasks ----------------------------------------------------------
-
-{% include "backends/" ~ cookiecutter.task_backend ~ "/settings.py" %}
 
 # Sample tasks --------------------------------------------------------------
 
@@ -220,3 +218,8 @@ LOGGING = {
     # records reach the root handler once, like everything else.
     "loggers": {"django": {"handlers": [], "propagate": True}},
 }
+
+# Background tasks ----------------------------------------------------------
+
+# Last, so that the task backend can add to the settings above (LOGGING).
+{% include "backends/" ~ cookiecutter.task_backend ~ "/config/settings.py" %}

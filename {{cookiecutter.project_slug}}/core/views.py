@@ -1,4 +1,4 @@
-"""Responses shared by the views that queue work.
+"""Views and responses shared by the apps that queue work.
 
 API clients (``Accept: */*`` or JSON) get JSON; browsers get pages. One URL
 serves both, so the HTML forms need no JavaScript to work.
@@ -6,6 +6,8 @@ serves both, so the HTML forms need no JavaScript to work.
 
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
+from django.views.generic import DetailView
+from django.views.generic.detail import BaseDetailView
 
 from notifications.models import Notification
 from photos.models import Photo
@@ -30,8 +32,25 @@ def rejected(request, form, template_name):
     return JsonResponse({"error": " ".join(messages)}, status=400)
 
 
-def status(job):
-    return JsonResponse(job.status_payload())
+class OwnedJobMixin:
+    """Only the requesting user's jobs: anyone else's id is a 404.
+
+    The job row is the authorization, never a task id (core/models.py).
+    """
+
+    def get_queryset(self):
+        return super().get_queryset().filter(owner=self.request.user)
+
+
+class JobDetailView(OwnedJobMixin, DetailView):
+    """The job's page; it polls the status view (core/static/core/poll.js)."""
+
+
+class JobStatusView(OwnedJobMixin, BaseDetailView):
+    """The job's status as JSON: ``Job.status_payload()``."""
+
+    def render_to_response(self, context):
+        return JsonResponse(self.object.status_payload())
 
 
 def home(request):

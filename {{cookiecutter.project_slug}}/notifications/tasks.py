@@ -1,1 +1,1 @@
-{% include "backends/" ~ cookiecutter.task_backend ~ "/notifications_tasks.py" %}
+{% include "backends/" ~ cookiecutter.task_backend ~ "/notifications/tasks.py" %}

@@ -1,10 +1,19 @@
 from django.urls import path
 
+from core.views import JobDetailView, JobStatusView
+
 from . import views
+from .models import Notification
 
 app_name = "notifications"
 urlpatterns = [
     path("", views.create, name="create"),
-    path("<int:pk>/", views.detail, name="detail"),
-    path("<int:pk>/status/", views.notification_status, name="status"),
+    path(
+        "<int:pk>/",
+        JobDetailView.as_view(
+            model=Notification, template_name="notifications/detail.html"
+        ),
+        name="detail",
+    ),
+    path("<int:pk>/status/", JobStatusView.as_view(model=Notification), name="status"),
 ]

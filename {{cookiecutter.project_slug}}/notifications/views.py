@@ -1,14 +1,13 @@
 """Queue a notification and report on it; the sending happens in the worker."""
 
 from django.db import transaction
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
 
-from core.views import accepted, rejected, status
+from core.views import accepted, rejected
 
 from . import services, tasks
 from .forms import NotificationForm
-from .models import Notification
 
 FORM_TEMPLATE = "notifications/form.html"
 
@@ -26,14 +25,3 @@ def create(request):
         )
         tasks.enqueue_delivery(notification.pk)
     return accepted(request, notification)
-
-
-@require_GET
-def detail(request, pk):
-    notification = get_object_or_404(Notification, pk=pk, owner=request.user)
-    return render(request, "notifications/detail.html", {"notification": notification})
-
-
-@require_GET
-def notification_status(request, pk):
-    return status(get_object_or_404(Notification, pk=pk, owner=request.user))

@@ -1,1 +1,1 @@
-{% include "backends/" ~ cookiecutter.task_backend ~ "/photos_tasks.py" %}
+{% include "backends/" ~ cookiecutter.task_backend ~ "/photos/tasks.py" %}

@@ -1,11 +1,18 @@
 from django.urls import path
 
+from core.views import JobDetailView, JobStatusView
+
 from . import views
+from .models import Photo
 
 app_name = "photos"
 urlpatterns = [
     path("", views.create, name="create"),
-    path("<int:pk>/", views.detail, name="detail"),
-    path("<int:pk>/status/", views.photo_status, name="status"),
-    path("<int:pk>/thumbnail/", views.thumbnail, name="thumbnail"),
+    path(
+        "<int:pk>/",
+        JobDetailView.as_view(model=Photo, template_name="photos/detail.html"),
+        name="detail",
+    ),
+    path("<int:pk>/status/", JobStatusView.as_view(model=Photo), name="status"),
+    path("<int:pk>/thumbnail/", views.ThumbnailView.as_view(), name="thumbnail"),
 ]

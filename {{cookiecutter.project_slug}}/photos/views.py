@@ -2,10 +2,11 @@
 
 from django.db import transaction
 from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+from django.views.generic.detail import BaseDetailView
 
-from core.views import accepted, rejected, status
+from core.views import OwnedJobMixin, accepted, rejected
 
 from . import tasks
 from .forms import PhotoForm
@@ -30,21 +31,12 @@ def create(request):
     return accepted(request, photo)
 
 
-@require_GET
-def detail(request, pk):
-    photo = get_object_or_404(Photo, pk=pk, owner=request.user)
-    return render(request, "photos/detail.html", {"photo": photo})
-
-
-@require_GET
-def photo_status(request, pk):
-    return status(get_object_or_404(Photo, pk=pk, owner=request.user))
-
-
-@require_GET
-def thumbnail(request, pk):
+class ThumbnailView(OwnedJobMixin, BaseDetailView):
     """Serve the thumbnail to its owner only; media files are not public."""
-    photo = get_object_or_404(Photo, pk=pk, owner=request.user)
-    if not photo.thumbnail:
-        raise Http404("No thumbnail yet.")
-    return FileResponse(photo.thumbnail.open("rb"), content_type="image/webp")
+
+    model = Photo
+
+    def render_to_response(self, context):
+        if not self.object.thumbnail:
+            raise Http404("No thumbnail yet.")
+        return FileResponse(self.object.thumbnail.open("rb"), content_type="image/webp")

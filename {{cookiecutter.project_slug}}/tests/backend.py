@@ -1,1 +1,1 @@
-{% include "backends/" ~ cookiecutter.task_backend ~ "/test_backend.py" %}
+{% include "backends/" ~ cookiecutter.task_backend ~ "/tests/backend.py" %}

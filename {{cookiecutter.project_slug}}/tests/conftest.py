@@ -1,5 +1,6 @@
 """Fixtures shared by the whole suite: users, clients, media, a real SMTP server."""
 
+import asyncio
 import socket
 
 import pytest
@@ -60,11 +61,17 @@ def other_client(other):
 
 
 class Mailbox:
-    """aiosmtpd handler: keeps messages, refuses chosen recipients."""
+    """aiosmtpd handler: keeps messages, refuses chosen recipients.
+
+    ``delay`` seconds pass between a message's arrival (``receiving``
+    counts them) and the server's answer, as with a slow server.
+    """
 
     def __init__(self):
         self.envelopes = []
         self.refuse = {}  # address -> SMTP reply, e.g. "550 No such user"
+        self.delay = 0.0
+        self.receiving = 0
 
     async def handle_RCPT(self, server, session, envelope, address, options):
         if address in self.refuse:
@@ -73,6 +80,8 @@ class Mailbox:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        self.receiving += 1
+        await asyncio.sleep(self.delay)
         self.envelopes.append(envelope)
         return "250 Message accepted"
 

@@ -4,6 +4,7 @@ Requests go through the test client; the work happens in a separate process
 that knows only the database, the media folder and the SMTP server.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,6 +25,8 @@ from tests import images
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 PROJECT = Path(settings.BASE_DIR)
+# What the worker logs once its signal handlers are in place.
+WORKER_READY = "{{ cookiecutter._backends[cookiecutter.task_backend].ready_marker }}"
 
 
 def database_url():
@@ -40,10 +43,11 @@ def database_url():
 
 
 @pytest.fixture
-def worker(smtp_server, media_root, tmp_path):
+def worker(smtp_server, media_root, worker_env, tmp_path):
     log = tmp_path / "worker.log"
     env = {
         **os.environ,
+        **worker_env,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "DATABASE_URL": database_url(),
         "MEDIA_ROOT": str(media_root),
@@ -51,21 +55,24 @@ def worker(smtp_server, media_root, tmp_path):
         "EMAIL_PORT": str(smtp_server.port),
         "EMAIL_USE_TLS": "false",
         "DEBUG": "false",
-        "SECRET_KEY": "worker-test-" + "k" * 50,
+        # The same key as this process: queued messages may be signed with it.
+        "SECRET_KEY": settings.SECRET_KEY,
     }
     with log.open("w") as output:
         process = subprocess.Popen(
-            [PROJECT / "bin" / "worker", "--no-startup-delay"],
+            [PROJECT / "bin" / "worker"],
             cwd=PROJECT,
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
+            # Its own process group: what it forks is stopped with it.
+            start_new_session=True,
         )
     process.log = log
     yield process
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def settle(model, pk, worker, timeout=30):
@@ -107,9 +114,31 @@ def test_worker_sends_email_and_makes_thumbnails(worker, owner_client, smtp_serv
 
 
 def test_worker_exits_cleanly_on_sigterm(worker):
-    wait_for_log(worker, "Starting worker")  # its signal handlers are in place
+    wait_for_log(worker, WORKER_READY)
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=10) == 0, worker.log.read_text()
+
+
+def test_a_running_task_finishes_when_the_worker_is_stopped(
+    worker, owner_client, smtp_server
+):
+    smtp_server.delay = 2  # the task is sending when the signal comes
+    wait_for_log(worker, WORKER_READY)
+    response = owner_client.post(
+        "/notifications/",
+        {"subject": "Stopping", "message": "m", "recipients": "pi@example.org"},
+    )
+    deadline = time.monotonic() + 30
+    while not smtp_server.receiving:
+        assert time.monotonic() < deadline, worker.log.read_text()
+        time.sleep(0.05)
+
+    worker.send_signal(signal.SIGTERM)
+
+    assert worker.wait(timeout=30) == 0, worker.log.read_text()
+    notification = Notification.objects.get(pk=response.json()["id"])
+    assert notification.status == Status.DONE, worker.log.read_text()
+    assert smtp_server.recipients == ["pi@example.org"]
 
 
 def wait_for_log(worker, text, timeout=30):

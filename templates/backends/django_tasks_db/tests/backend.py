@@ -1,7 +1,7 @@
 """How the tests drive django-tasks-db: its queue table and its real worker loop.
 
-Every backend provides the same two names: ``queued(task)`` and the
-``run_queued_tasks`` fixture.
+Every backend's tests/backend.py provides the same names: ``queued(task)``,
+the ``run_queued_tasks`` fixture and the ``worker_env`` fixture.
 """
 
 import signal
@@ -10,14 +10,18 @@ import pytest
 from django.core.management import call_command
 from django_tasks_db.models import DBTaskResult
 
+from tests.queued import Queued
+
 
 def queued(task):
     """The ready, not yet run, calls of ``task``, oldest first."""
-    return list(
-        DBTaskResult.objects.filter(
-            task_path=task.module_path, status="READY"
-        ).order_by("enqueued_at")
-    )
+    rows = DBTaskResult.objects.filter(
+        task_path=task.module_path, status="READY"
+    ).order_by("enqueued_at")
+    return [
+        Queued(list(result.args), result.kwargs, result.task.run_after)
+        for result in (row.task_result for row in rows)
+    ]
 
 
 @pytest.fixture
@@ -41,3 +45,9 @@ def run_queued_tasks(transactional_db):
                 signal.signal(sig, handler)
 
     return run
+
+
+@pytest.fixture
+def worker_env():
+    """Environment for a real worker process: the queue is the test database."""
+    return {}

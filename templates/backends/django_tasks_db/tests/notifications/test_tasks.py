@@ -1,0 +1,74 @@
+"""The notification task on django.tasks: retries are tasks queued for later."""
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.db import transaction
+from django.utils import timezone
+
+from core.models import Status
+from notifications import services, tasks
+from notifications.models import Notification
+from tests.backend import queued
+
+pytestmark = pytest.mark.django_db
+
+
+def test_task_sends_and_queues_nothing_more(notification):
+    tasks.send_notification.call(notification.pk)
+    assert len(mail.outbox) == 3
+    assert queued(tasks.send_notification) == []
+
+
+def test_transient_failure_queues_a_later_retry(notification, smtp_server):
+    smtp_server.refuse["postdoc@example.org"] = "451 Try again later"
+    before = timezone.now()
+
+    tasks.send_notification.call(notification.pk, 3)
+
+    (retry,) = queued(tasks.send_notification)
+    assert (retry.args, retry.kwargs) == ([notification.pk, 4], {})
+    # Third attempt failed: 30 s doubled twice.
+    assert retry.run_after >= before + timedelta(minutes=2)
+    assert retry.run_after <= timezone.now() + timedelta(minutes=2)
+
+
+def test_retry_delay_is_capped(notification, smtp_server):
+    smtp_server.refuse["postdoc@example.org"] = "451 Try again later"
+    tasks.send_notification.call(notification.pk, 20)
+    (retry,) = queued(tasks.send_notification)
+    assert retry.run_after <= timezone.now() + tasks.MAX_RETRY_DELAY
+
+
+def test_enqueue_is_part_of_the_transaction(owner):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        created = services.create_notification(
+            owner=owner, subject="s", message="m", recipients=["a@example.org"]
+        )
+        tasks.enqueue_delivery(created.pk)
+        raise RuntimeError("the request failed after enqueueing")
+    assert Notification.objects.count() == 0
+    assert queued(tasks.send_notification) == []
+
+
+def test_worker_runs_a_posted_notification(run_queued_tasks, owner_client):
+    response = owner_client.post(
+        "/notifications/",
+        {
+            "subject": "Observations taken",
+            "message": "On the archive.",
+            "recipients": "pi@example.org\npostdoc@example.org",
+        },
+    )
+    assert response.status_code == 202
+    assert len(mail.outbox) == 0  # nothing is sent in the request
+
+    run_queued_tasks()
+
+    assert sorted(m.to[0] for m in mail.outbox) == [
+        "pi@example.org",
+        "postdoc@example.org",
+    ]
+    notification = Notification.objects.get(pk=response.json()["id"])
+    assert notification.status == Status.DONE

@@ -1,0 +1,134 @@
+"""The backend seam: one row in cookiecutter.json and one folder per backend.
+
+A backend is complete when its prompt label, its `_backends` row and its
+folder `templates/backends/<name>/` all exist and agree, and the folder has
+every file the shared template includes. The shared template never names a
+backend: adding one needs no edit outside its row, its folder and, for a new
+broker, one `_brokers` row.
+"""
+
+import re
+import shlex
+import signal
+
+import pytest
+
+from .bakery import ROOT, TEMPLATE
+
+BACKENDS_DIR = ROOT / "templates" / "backends"
+SHARED = ROOT / "{{cookiecutter.project_slug}}"
+# `{% include "backends/" ~ cookiecutter.task_backend ~ "/<path>" ... %}`
+INCLUDE = re.compile(r'"backends/" ~ cookiecutter\.task_backend ~ "/([^"]+)"')
+ROW_KEYS = {
+    "label": str,
+    "library": str,
+    "packages": list,
+    "modules": list,
+    "broker": (str, type(None)),
+    "worker_command": str,
+    "worker_dev_flags": str,
+    "stop_signal": str,
+    "stop_grace_seconds": int,
+    "ready_marker": str,
+    "state_volume": bool,
+    "delivery": dict,
+}
+BROKER_KEYS = {
+    "label": str,
+    "url_variable": str,
+    "default_url": str,
+    "compose_url": str,
+    "port": int,
+    "service": dict,
+    "systemd_unit": str,
+}
+DELIVERY = {"at-most-once", "at-least-once"}
+
+
+def shared_files():
+    return [path for path in SHARED.rglob("*") if path.is_file()]
+
+
+def included_paths():
+    """Path inside a backend folder -> the shared files that include it."""
+    paths = {}
+    for path in shared_files():
+        for included in INCLUDE.findall(path.read_text(errors="replace")):
+            paths.setdefault(included, []).append(path.relative_to(SHARED))
+    return paths
+
+
+def folder_files(name):
+    folder = BACKENDS_DIR / name
+    return {
+        path.relative_to(folder).as_posix()
+        for path in folder.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+def test_choices_labels_rows_and_folders_are_the_same_backends():
+    choices = TEMPLATE["task_backend"]
+    labels = TEMPLATE["__prompts__"]["task_backend"]
+    folders = sorted(path.name for path in BACKENDS_DIR.iterdir() if path.is_dir())
+    assert sorted(choices) == sorted(TEMPLATE["_backends"]) == folders
+    assert sorted(choices) == sorted(set(labels) - {"__prompt__"})
+    for name in choices:
+        assert labels[name] == TEMPLATE["_backends"][name]["label"], name
+
+
+@pytest.mark.parametrize("name", TEMPLATE["task_backend"])
+def test_each_row_has_every_field_the_shared_files_read(name):
+    row = TEMPLATE["_backends"][name]
+    assert set(row) == set(ROW_KEYS), name
+    for key, kind in ROW_KEYS.items():
+        assert isinstance(row[key], kind), (name, key)
+    assert row["broker"] is None or row["broker"] in TEMPLATE["_brokers"]
+    assert hasattr(signal, f"SIG{row['stop_signal']}")
+    assert row["stop_grace_seconds"] > 0
+    assert set(row["delivery"]) == {"stopped", "killed"}
+    assert row["delivery"]["stopped"] == "finishes"
+    assert row["delivery"]["killed"] in DELIVERY
+    assert shlex.split(row["worker_command"])[:2] == ["python", "manage.py"]
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATE["_brokers"]))
+def test_each_broker_row_has_what_compose_ci_and_systemd_need(name):
+    broker = TEMPLATE["_brokers"][name]
+    assert set(broker) == set(BROKER_KEYS), name
+    for key, kind in BROKER_KEYS.items():
+        assert isinstance(broker[key], kind), (name, key)
+    assert set(broker["service"]) == {"image", "command", "data", "healthcheck"}
+    assert broker["service"]["healthcheck"][0] == "CMD"
+    assert f":{broker['port']}" in broker["default_url"]
+    assert broker["compose_url"].startswith(broker["default_url"].split(":")[0])
+    assert f"//{name}:" in broker["compose_url"]  # the compose service's name
+    assert broker["systemd_unit"].endswith(".service")
+    assert [row for row in TEMPLATE["_backends"].values() if row["broker"] == name]
+
+
+@pytest.mark.parametrize("name", TEMPLATE["task_backend"])
+def test_each_folder_fills_exactly_the_paths_the_shared_template_includes(name):
+    # benchmark.py is the benchmark's driver (benchmarks/run.py), not baked.
+    assert folder_files(name) == set(included_paths()) | {"benchmark.py"}
+
+
+@pytest.mark.parametrize("name", TEMPLATE["task_backend"])
+def test_each_worker_script_execs_the_rows_worker_command(name):
+    script = (BACKENDS_DIR / name / "bin" / "worker").read_text()
+    assert script.startswith("#!/bin/sh\n")
+    assert f'\nexec {TEMPLATE["_backends"][name]["worker_command"]} "$@"\n' in script
+
+
+def test_the_shared_template_never_names_a_backend_or_broker():
+    names = [*TEMPLATE["_backends"], *TEMPLATE["_brokers"]]
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+    found = []
+    for path in shared_files():
+        for number, line in enumerate(path.read_text(errors="replace").split("\n")):
+            if pattern.search(line):
+                found.append(f"{path.relative_to(SHARED)}:{number + 1}: {line}")
+    for path in (ROOT / "hooks").glob("*.py"):
+        if pattern.search(path.read_text()):
+            found.append(str(path.relative_to(ROOT)))
+    assert found == []

@@ -1,0 +1,35 @@
+"""Background tasks for notifications, on huey.
+
+A run that leaves recipients waiting raises ``DeliveryPending``; huey then
+runs the task again after 30 s, 1, 2 and 4 min (``retry_backoff``).
+``services.deliver`` counts the attempts per recipient and gives up after
+NOTIFICATION_MAX_ATTEMPTS, so the retries end there too.
+"""
+
+from django.conf import settings
+from django.db import transaction
+from huey.contrib.djhuey import db_task
+
+from . import services
+
+
+class DeliveryPending(Exception):
+    """Some recipients' mail servers failed for now: try them again later."""
+
+
+@db_task(
+    retries=settings.NOTIFICATION_MAX_ATTEMPTS - 1, retry_delay=30, retry_backoff=2
+)
+def send_notification(notification_id):
+    if services.deliver(notification_id):
+        raise DeliveryPending(f"Notification {notification_id}: retrying later.")
+
+
+def enqueue_delivery(notification_id):
+    """Queue the sending once the creating transaction commits.
+
+    huey's queue is not the database: queued earlier, a worker could look for
+    the notification before it exists; and nothing is queued if the
+    transaction rolls back.
+    """
+    transaction.on_commit(lambda: send_notification(notification_id))

@@ -1,0 +1,104 @@
+"""The notification task on huey: retries are huey's, with back-off."""
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.db import transaction
+from django.utils import timezone
+
+from core.models import Status
+from notifications import services, tasks
+from notifications.models import Notification
+from tests.backend import queued
+from tests.queued import Queued
+
+pytestmark = pytest.mark.django_db
+
+
+def test_task_sends_and_raises_nothing(notification):
+    tasks.send_notification.call_local(notification.pk)
+    assert len(mail.outbox) == 3
+    assert Notification.objects.get().status == Status.DONE
+
+
+def test_recipients_left_waiting_make_the_task_retry(notification, smtp_server):
+    smtp_server.refuse["postdoc@example.org"] = "451 Try again later"
+    with pytest.raises(tasks.DeliveryPending):
+        tasks.send_notification.call_local(notification.pk)
+
+
+def test_a_retry_is_scheduled_with_back_off(
+    run_queued_tasks, notification, smtp_server
+):
+    smtp_server.refuse["postdoc@example.org"] = "451 Try again later"
+    tasks.send_notification(notification.pk)
+    delays = []
+    for _ in range(2):
+        before = timezone.now()
+        run_queued_tasks()
+        (retry,) = queued(tasks.send_notification)
+        assert (retry.args, retry.kwargs) == ([notification.pk], {})
+        delays.append(retry.run_after - before)
+        # Make it due now, as the scheduler would once the delay is over.
+        (message,) = tasks.send_notification.huey.scheduled()
+        tasks.send_notification.huey.storage.flush_schedule()
+        message.eta = None
+        tasks.send_notification.huey.enqueue(message)
+    assert timedelta(seconds=29) < delays[0] <= timedelta(seconds=31)
+    assert timedelta(seconds=59) < delays[1] <= timedelta(seconds=61)
+
+
+def test_nothing_is_queued_before_the_transaction_commits(
+    owner, django_capture_on_commit_callbacks
+):
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        transaction.atomic(),
+    ):
+        created = services.create_notification(
+            owner=owner, subject="s", message="m", recipients=["a@example.org"]
+        )
+        tasks.enqueue_delivery(created.pk)
+        assert queued(tasks.send_notification) == []
+    assert len(callbacks) == 1
+    assert queued(tasks.send_notification) == [Queued([created.pk], {}, None)]
+
+
+def test_nothing_is_queued_when_the_transaction_rolls_back(
+    owner, django_capture_on_commit_callbacks
+):
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        created = services.create_notification(
+            owner=owner, subject="s", message="m", recipients=["a@example.org"]
+        )
+        tasks.enqueue_delivery(created.pk)
+        raise RuntimeError("the request failed after enqueueing")
+    assert Notification.objects.count() == 0
+    assert queued(tasks.send_notification) == []
+
+
+def test_worker_runs_a_posted_notification(run_queued_tasks, owner_client):
+    response = owner_client.post(
+        "/notifications/",
+        {
+            "subject": "Observations taken",
+            "message": "On the archive.",
+            "recipients": "pi@example.org\npostdoc@example.org",
+        },
+    )
+    assert response.status_code == 202
+    assert len(mail.outbox) == 0  # nothing is sent in the request
+
+    run_queued_tasks()
+
+    assert sorted(m.to[0] for m in mail.outbox) == [
+        "pi@example.org",
+        "postdoc@example.org",
+    ]
+    notification = Notification.objects.get(pk=response.json()["id"])
+    assert notification.status == Status.DONE

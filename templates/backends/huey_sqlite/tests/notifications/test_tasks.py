@@ -1,0 +1,1 @@
+{% include "backends/huey_redis/tests/notifications/test_tasks.py" %}

@@ -1,7 +1,10 @@
 """Every baked case: clean output, lint, Django checks and its own test suite."""
 
 import json
+import os
 import re
+import shutil
+import subprocess
 import tomllib
 
 import pytest
@@ -132,3 +135,36 @@ def test_project_test_suite_passes_on_postgresql(synced, case):
     )
     assert re.search(r"\d+ passed", result.stdout)
     assert " failed" not in result.stdout
+
+
+def test_gunicorn_reads_dotenv_like_django_and_the_environment_wins(
+    synced, case, tmp_path
+):
+    project = synced(case)
+    (tmp_path / "config").mkdir()
+    shutil.copy(project / "config" / "gunicorn.py", tmp_path / "config")
+    (tmp_path / ".env").write_text("PORT=8123\nWEB_CONCURRENCY=3\n")
+    show = (
+        "import runpy; c = runpy.run_path('config/gunicorn.py'); "
+        "print(c['bind'], c['workers'])"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PORT"}
+    env.pop("WEB_CONCURRENCY", None)
+    result = subprocess.run(
+        [python(project), "-c", show],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == ["0.0.0.0:8123", "3"]
+    result = subprocess.run(
+        [python(project), "-c", show],
+        cwd=tmp_path,
+        env={**env, "PORT": "9000"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == ["0.0.0.0:9000", "3"]

@@ -1,6 +1,7 @@
 import pytest
 from django.core import mail
 
+from core.models import Status
 from notifications import tasks
 from notifications.models import Notification
 from tests.backend import queued
@@ -87,3 +88,18 @@ def test_anonymous_user_is_sent_to_login(anonymous_client):
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
     assert Notification.objects.count() == 0
+
+
+def test_the_queued_task_sends_a_posted_notification(run_queued_tasks, owner_client):
+    response = owner_client.post("/notifications/", VALID)
+    assert response.status_code == 202
+    assert len(mail.outbox) == 0  # nothing is sent in the request
+
+    run_queued_tasks()
+
+    assert sorted(m.to[0] for m in mail.outbox) == [
+        "pi@example.org",
+        "postdoc@example.org",
+    ]
+    notification = Notification.objects.get(pk=response.json()["id"])
+    assert notification.status == Status.DONE

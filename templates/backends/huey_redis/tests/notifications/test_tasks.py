@@ -80,25 +80,3 @@ def test_nothing_is_queued_when_the_transaction_rolls_back(
         raise RuntimeError("the request failed after enqueueing")
     assert Notification.objects.count() == 0
     assert queued(tasks.send_notification) == []
-
-
-def test_worker_runs_a_posted_notification(run_queued_tasks, owner_client):
-    response = owner_client.post(
-        "/notifications/",
-        {
-            "subject": "Observations taken",
-            "message": "On the archive.",
-            "recipients": "pi@example.org\npostdoc@example.org",
-        },
-    )
-    assert response.status_code == 202
-    assert len(mail.outbox) == 0  # nothing is sent in the request
-
-    run_queued_tasks()
-
-    assert sorted(m.to[0] for m in mail.outbox) == [
-        "pi@example.org",
-        "postdoc@example.org",
-    ]
-    notification = Notification.objects.get(pk=response.json()["id"])
-    assert notification.status == Status.DONE

@@ -39,6 +39,7 @@ from .bakery import (
 from .web import (
     PASSWORD,
     SlowInbox,
+    catches,
     free_port,
     login,
     post,
@@ -736,6 +737,11 @@ def test_supervisord_runs_web_and_workers_and_lets_the_running_task_finish(
         lambda: handle["log"].read_text().count(row["ready_marker"]) == 2,
         30,
         "both workers to start",
+    )
+    wait_until(
+        lambda: all(catches(pid) for pid in handle["pids"]),
+        30,
+        "the processes' signal handlers",
     )
 
     # A task that is in the middle of sending when supervisord is stopped.

@@ -24,6 +24,7 @@ from .bakery import BACKENDS, PG_URL, backend_of, production_env, python, run
 from .web import (
     PASSWORD,
     SlowInbox,
+    catches,
     free_port,
     login,
     post,
@@ -263,11 +264,12 @@ def test_a_killed_worker_does_what_the_readme_promises(stack, alice):
 
 def test_worker_stops_cleanly_on_sigterm(stack):
     worker = stack["processes"]["worker"]
-    # Its signal handlers are in place once it says so (the first worker
-    # said it too, before it was killed).
+    # The restarted worker has started (the first one said so too, before
+    # it was killed) and handles the signal.
     log = stack["logs"] / "worker.log"
     marker = stack["row"]["ready_marker"]
     wait_until(lambda: log.read_text().count(marker) >= 2, 30, "the worker")
+    wait_until(lambda: catches(worker.pid), 30, "the worker's signal handler")
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0
     assert re.search(r"Received (Terminated|SIGTERM)", log.read_text())

@@ -1,8 +1,11 @@
 """HTTP helpers for tests that drive a running web process, as a user would."""
 
 import asyncio
+import re
+import signal
 import socket
 import time
+from pathlib import Path
 
 import httpx
 
@@ -80,3 +83,17 @@ class SlowInbox:
         await asyncio.sleep(self.delay)
         self.envelopes.append(envelope)
         return "250 Message accepted"
+
+
+def catches(pid, signum=signal.SIGTERM):
+    """True once process ``pid`` has a handler for ``signum`` (Linux /proc).
+
+    Some workers log that they started before they install their handlers
+    (huey): a stop signal in between would kill them outright.
+    """
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    caught = re.search(r"^SigCgt:\s*([0-9a-f]+)$", status, re.M)
+    return bool(int(caught[1], 16) & 1 << (signum - 1))

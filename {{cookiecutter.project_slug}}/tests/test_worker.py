@@ -6,6 +6,7 @@ that knows only the database, the media folder and the SMTP server.
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from tests import images
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 PROJECT = Path(settings.BASE_DIR)
-# What the worker logs once its signal handlers are in place.
+# What the worker logs when it starts.
 WORKER_READY = "{{ cookiecutter._backends[cookiecutter.task_backend].ready_marker }}"
 
 
@@ -114,7 +115,7 @@ def test_worker_sends_email_and_makes_thumbnails(worker, owner_client, smtp_serv
 
 
 def test_worker_exits_cleanly_on_sigterm(worker):
-    wait_for_log(worker, WORKER_READY)
+    wait_until_ready(worker)
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=10) == 0, worker.log.read_text()
 
@@ -123,7 +124,7 @@ def test_a_running_task_finishes_when_the_worker_is_stopped(
     worker, owner_client, smtp_server
 ):
     smtp_server.delay = 2  # the task is sending when the signal comes
-    wait_for_log(worker, WORKER_READY)
+    wait_until_ready(worker)
     response = owner_client.post(
         "/notifications/",
         {"subject": "Stopping", "message": "m", "recipients": "pi@example.org"},
@@ -139,6 +140,25 @@ def test_a_running_task_finishes_when_the_worker_is_stopped(
     notification = Notification.objects.get(pk=response.json()["id"])
     assert notification.status == Status.DONE, worker.log.read_text()
     assert smtp_server.recipients == ["pi@example.org"]
+
+
+def wait_until_ready(worker, timeout=30):
+    """Started, and handling SIGTERM: a signal before that kills it outright.
+
+    Some workers log their start before they install their signal handlers
+    (huey), so on Linux this also waits for the handler itself.
+    """
+    wait_for_log(worker, WORKER_READY, timeout)
+    status = Path(f"/proc/{worker.pid}/status")
+    deadline = time.monotonic() + timeout
+    while status.exists() and not _catches(status, signal.SIGTERM):
+        assert time.monotonic() < deadline, worker.log.read_text()
+        time.sleep(0.05)
+
+
+def _catches(status, signum):
+    caught = re.search(r"^SigCgt:\s*([0-9a-f]+)$", status.read_text(), re.M)
+    return bool(int(caught[1], 16) & 1 << (signum - 1))
 
 
 def wait_for_log(worker, text, timeout=30):

@@ -14,6 +14,7 @@ import re
 import shlex
 import signal
 import subprocess
+import time
 
 import pytest
 import yaml
@@ -34,6 +35,8 @@ from .web import (
 )
 
 pytestmark = pytest.mark.e2e
+# The worker's decode budget in these runs (PHOTO_DECODE_SECONDS).
+DECODE_SECONDS = 2
 
 
 def compose_command(compose, service):
@@ -93,6 +96,7 @@ def stack(synced, case, tmp_path_factory):
         "EMAIL_HOST": "127.0.0.1",
         "EMAIL_PORT": str(smtp.port),
         "MEDIA_ROOT": str(tmp_path_factory.mktemp("e2e-media")),
+        "PHOTO_DECODE_SECONDS": str(DECODE_SECONDS),
         "PORT": str(port),
         "PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
     }
@@ -229,6 +233,44 @@ def test_truncated_image_fails_and_the_worker_keeps_serving(stack, alice, images
     response = post(alice, "/photos/", files={"image": ("ok.png", images.png())})
     assert settled(alice, response.json()["status_url"])["status"] == "done"
     assert stack["processes"]["worker"].poll() is None
+
+
+def test_hostile_uploads_never_fail_the_server_and_all_finish(stack, alice, images):
+    """Mutated files of every allowed format, a chunk bomb, a many-scan JPEG.
+
+    Each is refused with a 400 and a sentence, or accepted and then ends
+    done or failed: no 500, nothing left running, no worker held longer
+    than the decode budget.
+    """
+    # First, a JPEG that passes every check of the view and would take the
+    # worker 10 s to decode; then the rest, which must not wait for it.
+    uploads = [images.many_scan_jpeg(scans=60_000), images.chunk_bomb_png()]
+    uploads += [
+        data
+        for format in ("PNG", "JPEG", "GIF", "WEBP")
+        for data in images.mutants(images.small(format), count=200, seed=format)
+    ]
+    accepted, refused = [], 0
+    for data in uploads:
+        response = post(alice, "/photos/", files={"image": ("upload", data)})
+        assert response.status_code in {202, 400}, response.text
+        if response.status_code == 400:
+            assert response.json()["error"].endswith("."), response.text
+            refused += 1
+        else:
+            accepted.append(response.json()["status_url"])
+    assert accepted and refused  # both kinds were met
+    slow = accepted[0]
+
+    started = time.monotonic()
+    body = settled(alice, slow, timeout=DECODE_SECONDS + 30)
+    assert body["error"] == f"The image took longer than {DECODE_SECONDS} s to decode."
+    # The worker was not held: it went on with the uploads after it.
+    for status_url in accepted:
+        body = settled(alice, status_url, timeout=60)
+        assert body["status"] in {"done", "failed"}, body
+        assert body["status"] == "done" or body["error"].endswith("."), body
+    assert time.monotonic() - started < 120
 
 
 def test_a_killed_worker_does_what_the_readme_promises(stack, alice):

@@ -134,6 +134,9 @@ PHOTO_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 PHOTO_MAX_PIXELS = 40_000_000
 PHOTO_ALLOWED_FORMATS = ["JPEG", "PNG", "GIF", "WEBP"]
 PHOTO_THUMBNAIL_SIZE = (320, 320)
+# The worker stops decoding a photo after this many seconds: failed. (A
+# progressive JPEG with 100,000 scans can take minutes at any file size.)
+PHOTO_DECODE_SECONDS = float(os.environ.get("PHOTO_DECODE_SECONDS") or 20)
 
 # Email ---------------------------------------------------------------------
 

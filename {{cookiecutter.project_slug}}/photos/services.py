@@ -1,37 +1,33 @@
 """Making a thumbnail of an uploaded photo: plain functions, no task queue."""
 
-import io
 import uuid
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from PIL import ImageOps
 
 from core.models import Status
 
-from .images import ImageRejected, untrusted_image
+from .images import ImageRejected, thumbnail
 from .models import Photo
 
 
 def make_thumbnail(photo_id):
     """Decode the upload again, untrusted, and store a re-encoded thumbnail.
 
-    A bad image ends the photo as ``failed`` with a readable message and
-    returns normally: the worker has nothing to retry and keeps running.
+    A bad image, or one that takes longer than PHOTO_DECODE_SECONDS to
+    decode, ends the photo as ``failed`` with a readable message and returns
+    normally: the worker has nothing to retry and takes the next task.
     """
     photo = Photo.objects.get(pk=photo_id)
     if photo.status == Status.DONE:
         return
     photo.set_status(Status.RUNNING)
     try:
-        with photo.image.open("rb") as fp, untrusted_image(fp) as image:
-            width, height = image.size
-            # Rotate by the EXIF orientation, then drop all metadata: the
-            # thumbnail is re-encoded from pixels only.
-            thumbnail = ImageOps.exif_transpose(image)
-            thumbnail.thumbnail(settings.PHOTO_THUMBNAIL_SIZE)
-            output = io.BytesIO()
-            thumbnail.save(output, format="WEBP", quality=80)
+        with photo.image.open("rb") as fp:
+            data = fp.read()
+        width, height, webp = thumbnail(
+            data, settings.PHOTO_THUMBNAIL_SIZE, settings.PHOTO_DECODE_SECONDS
+        )
     except ImageRejected as exc:
         photo.set_status(Status.FAILED, str(exc))
         return
@@ -39,9 +35,7 @@ def make_thumbnail(photo_id):
         photo.set_status(Status.FAILED, "The photo could not be processed.")
         raise
 
-    photo.thumbnail.save(
-        f"{uuid.uuid4().hex}.webp", ContentFile(output.getvalue()), save=False
-    )
+    photo.thumbnail.save(f"{uuid.uuid4().hex}.webp", ContentFile(webp), save=False)
     photo.width, photo.height = width, height
     photo.status = Status.DONE
     photo.save(update_fields=["thumbnail", "width", "height", "status", "updated_at"])

@@ -1,10 +1,11 @@
 import io
 import re
+import time
 
 import pytest
 from PIL import Image
 
-from photos.images import ImageRejected, untrusted_image
+from photos.images import CORRUPT, ImageRejected, thumbnail, untrusted_image
 from tests import images
 
 
@@ -57,3 +58,37 @@ def test_truncated_data_is_refused_when_decoded():
         untrusted_image(data) as image,
     ):
         image.load()
+
+
+def test_a_chunk_that_inflates_too_far_is_refused_from_the_header():
+    with (
+        pytest.raises(ImageRejected, match=re.escape(CORRUPT)),
+        untrusted_image(io.BytesIO(images.chunk_bomb_png())),
+    ):
+        pass
+
+
+@pytest.mark.parametrize("format", ["PNG", "JPEG", "GIF", "WEBP"])
+def test_mutated_files_open_or_are_refused_never_anything_else(format):
+    for data in images.mutants(images.small(format), count=150, seed=format):
+        try:
+            with untrusted_image(io.BytesIO(data)) as image:
+                image.load()
+        except ImageRejected:
+            pass
+
+
+def test_thumbnail_is_decoded_in_a_child_within_the_budget():
+    width, height, webp = thumbnail(images.png((1600, 1200)), (320, 320), 10)
+    assert (width, height) == (1600, 1200)
+    with Image.open(io.BytesIO(webp)) as small:
+        assert (small.format, small.size) == ("WEBP", (320, 240))
+
+
+def test_a_decoder_past_the_budget_is_stopped():
+    slow = images.many_scan_jpeg(scans=20_000)  # about 3 s to decode here
+    assert len(slow) < 1_000_000
+    started = time.monotonic()
+    with pytest.raises(ImageRejected, match=r"took longer than 0\.5 s to decode"):
+        thumbnail(slow, (320, 320), 0.5)
+    assert time.monotonic() - started < 2

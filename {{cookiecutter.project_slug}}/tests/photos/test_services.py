@@ -1,3 +1,5 @@
+import time
+
 import pytest
 from django.core.files.base import ContentFile
 from PIL import Image
@@ -64,3 +66,18 @@ def test_a_done_photo_is_not_processed_again(owner):
 
     photo.refresh_from_db()
     assert photo.thumbnail.name == first
+
+
+def test_a_photo_that_decodes_too_slowly_fails_and_frees_the_worker(owner, settings):
+    settings.PHOTO_DECODE_SECONDS = 1
+    photo = photo_of(owner, images.many_scan_jpeg(scans=20_000), "scans.jpg")
+
+    started = time.monotonic()
+    services.make_thumbnail(photo.pk)
+
+    assert time.monotonic() - started < 3
+    photo.refresh_from_db()
+    assert (photo.status, photo.error) == (
+        Status.FAILED,
+        "The image took longer than 1 s to decode.",
+    )

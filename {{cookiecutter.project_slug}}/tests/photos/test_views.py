@@ -39,8 +39,9 @@ def test_post_stores_the_file_queues_the_id_and_answers_202(
     [
         (b"not an image", "The file is not an image in a supported format"),
         (images.bomb_png(), "The image has too many pixels"),
+        (images.chunk_bomb_png(), "The image is truncated or corrupt."),
     ],
-    ids=["not-an-image", "decompression-bomb"],
+    ids=["not-an-image", "decompression-bomb", "chunk-bomb"],
 )
 def test_bad_upload_answers_400_and_stores_nothing(owner_client, data, error):
     response = upload(owner_client, data)

@@ -1,5 +1,7 @@
 """Input checks done in the request, so the worker never sees bad data."""
 
+import unicodedata
+
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -7,9 +9,16 @@ from django.core.validators import validate_email
 
 
 def no_line_breaks(value):
-    # A newline in a header would be refused by the mail library in the
-    # worker (header injection); refuse it here, where the user can fix it.
-    if "\n" in value or "\r" in value:
+    """One line, no control characters: what an email header can carry.
+
+    A line break in a header is refused by the mail library in the worker
+    (header injection); so are its cousins (VT, FF, FS, NEL, U+2028, ...).
+    Refuse them all here, where the user can fix them; a tab is harmless.
+    """
+    if any(
+        unicodedata.category(char) in {"Cc", "Zl", "Zp"} and char != "\t"
+        for char in value
+    ):
         raise ValidationError("The subject must be a single line.")
 
 

@@ -78,6 +78,12 @@ def _send(notification, delivery, mailer):
     delivery.attempts += 1
     try:
         mailer.send_messages([message])
+    except ValueError:
+        # The message cannot be written (a header the form should have
+        # refused): no later attempt can do better.
+        logger.exception("Notification %s cannot be encoded", notification.pk)
+        delivery.state = Delivery.State.FAILED
+        delivery.error = "The message could not be written."
     except (smtplib.SMTPException, OSError) as exc:
         if _refused_for_good(exc):
             delivery.state = Delivery.State.FAILED

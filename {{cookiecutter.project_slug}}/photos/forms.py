@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 
 from .images import ImageRejected, untrusted_image
 
+EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "WEBP": ".webp"}
+
 
 class PhotoForm(forms.Form):
     image = forms.FileField()
@@ -22,10 +24,13 @@ class PhotoForm(forms.Form):
                 f"The file is larger than {limit // (1024 * 1024)} MB."
             )
         try:
-            with untrusted_image(upload):
-                pass
+            with untrusted_image(upload) as image:
+                format = image.format
         except ImageRejected as exc:
             raise ValidationError(str(exc)) from None
         finally:
             upload.seek(0)
+        # Stored under a name of ours (photos.models.original_path): the
+        # extension of the format found, never the client's file name.
+        upload.name = f"upload{EXTENSIONS.get(format, '.' + format.lower())}"
         return upload

@@ -10,8 +10,9 @@ from core.models import Job
 
 
 def original_path(instance, filename):
-    # Never reuse the client's file name: it is user input.
-    return f"photos/originals/{uuid.uuid4().hex}{PurePath(filename).suffix.lower()}"
+    # A random name; the extension is the one PhotoForm gives for the format
+    # it found. Nothing here comes from the client.
+    return f"photos/originals/{uuid.uuid4().hex}{PurePath(filename).suffix}"
 
 
 class Photo(Job):

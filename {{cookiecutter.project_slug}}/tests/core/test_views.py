@@ -1,6 +1,10 @@
+import re
+
 import pytest
+from django.conf import settings
 
 from core.views import wants_html
+from tests.conftest import make_client
 
 pytestmark = pytest.mark.django_db
 
@@ -37,9 +41,66 @@ def test_home_lists_only_the_users_own_work(owner_client, other_client):
     "url", ["/", "/photos/", "/notifications/", "/photos/1/status/"]
 )
 def test_every_page_needs_a_login(anonymous_client, url):
-    response = anonymous_client.get(url)
+    response = anonymous_client.get(url, headers={"Accept": "text/html"})
     assert response.status_code == 302
     assert response["Location"] == f"/accounts/login/?next={url}"
+
+
+@pytest.mark.parametrize("url", ["/", "/photos/", "/photos/1/status/"])
+def test_an_api_client_without_a_login_gets_401(anonymous_client, url):
+    response = anonymous_client.get(url, headers={"Accept": "application/json"})
+    assert response.status_code == 401
+    assert response.json() == {"error": "Log in first."}
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "status"),
+    [
+        ("get", "/photos/999/status/", 404),
+        ("get", "/no/such/page/", 404),
+        ("put", "/photos/", 405),
+        ("delete", "/notifications/", 405),
+    ],
+)
+def test_every_error_is_json_for_an_api_client(owner_client, method, url, status):
+    response = getattr(owner_client, method)(url)
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"].endswith(".")
+
+
+def test_a_browser_still_gets_the_html_error_page(owner_client):
+    response = owner_client.get("/no/such/page/", headers={"Accept": "text/html"})
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_a_missing_csrf_token_is_a_json_403(owner):
+    client = make_client(owner)
+    client.handler.enforce_csrf_checks = True
+    response = client.post("/notifications/", {"subject": "s"})
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["error"]
+
+
+def test_pages_carry_a_content_security_policy(owner_client):
+    response = owner_client.get("/", headers={"Accept": "text/html"})
+    policy = response["Content-Security-Policy"]
+    assert "default-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+
+
+def test_no_template_has_inline_script_or_style_the_policy_would_block():
+    for path in (settings.BASE_DIR / "templates").rglob("*.html"):
+        html = path.read_text()
+        assert "<style" not in html, path
+        assert " style=" not in html, path
+        assert not re.search(r"<script(?![^>]*\bsrc=)", html), path
+
+
+def test_hsts_is_one_year_without_preload_or_subdomains_by_default():
+    assert settings.SECURE_HSTS_PRELOAD is False
+    assert settings.SECURE_HSTS_INCLUDE_SUBDOMAINS is False
 
 
 def test_login_page_is_public(anonymous_client):

@@ -18,8 +18,10 @@ def test_recipients_split_on_commas_and_new_lines_and_drop_duplicates():
     ]
 
 
-@pytest.mark.parametrize("subject", ["Two\nlines", "Carriage\rreturn"])
-def test_subject_with_a_line_break_is_refused(subject):
+# What str.splitlines() splits on, and a bell for the other control characters.
+@pytest.mark.parametrize("breaker", list("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029\x07"))
+def test_subject_with_any_line_break_or_control_character_is_refused(breaker):
+    subject = f"Two{breaker}lines"
     f = form(subject=subject, recipients="a@example.org")
     assert not f.is_valid()
     assert f.errors["subject"] == ["The subject must be a single line."]
@@ -42,3 +44,7 @@ def test_too_many_recipients_are_refused(settings):
     f = form(recipients="a@example.org,b@example.org,c@example.org")
     assert not f.is_valid()
     assert f.errors["recipients"] == ["Give at most 2 recipients."]
+
+
+def test_subject_with_a_tab_and_accents_is_fine():
+    assert form(subject="Résumé\tdes nuits", recipients="a@example.org").is_valid()

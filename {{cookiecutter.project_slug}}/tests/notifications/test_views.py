@@ -83,10 +83,18 @@ def test_another_users_notification_is_not_found(owner_client, other_client, suf
     assert response.status_code == 404
 
 
-def test_anonymous_user_is_sent_to_login(anonymous_client):
-    response = anonymous_client.post("/notifications/", VALID)
+def test_anonymous_browser_is_sent_to_login(anonymous_client):
+    response = anonymous_client.post(
+        "/notifications/", VALID, headers={"Accept": "text/html"}
+    )
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
+    assert Notification.objects.count() == 0
+
+
+def test_anonymous_api_client_is_told_401(anonymous_client):
+    response = anonymous_client.post("/notifications/", VALID)
+    assert response.status_code == 401
     assert Notification.objects.count() == 0
 
 

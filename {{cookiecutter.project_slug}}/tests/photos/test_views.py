@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -86,3 +88,22 @@ def test_browser_is_sent_to_the_photo_page(owner_client):
     response = upload(owner_client, headers={"Accept": "text/html"})
     assert response.status_code == 302
     assert response["Location"] == f"/photos/{Photo.objects.get().pk}/"
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "extension"),
+    [
+        (images.png(), "shell.php", ".png"),
+        (images.rotated_jpeg(), "photo.png", ".jpg"),
+        (images.small("GIF"), "no-extension", ".gif"),
+        (images.small("WEBP"), "x." + "a" * 300, ".webp"),
+    ],
+    ids=["php", "wrong-extension", "none", "300-character-extension"],
+)
+def test_the_stored_name_is_ours_with_the_formats_extension(
+    owner_client, data, name, extension
+):
+    response = upload(owner_client, data, name=name)
+    assert response.status_code == 202, response.content
+    stored = Photo.objects.get().image.name
+    assert re.fullmatch(r"photos/originals/[0-9a-f]{32}" + re.escape(extension), stored)

@@ -35,6 +35,18 @@ def remove_unselected(context, root):
         deploy.rmdir()
 
 
+# Files that only some backends fill (their folder has the file or not):
+# each with the folder to remove along with it when it renders empty.
+BACKEND_OPTIONAL = {"core/management/commands/worker.py": "core/management"}
+
+
+def remove_unfilled(root):
+    """Delete the optional backend files the chosen backend left empty."""
+    for relative, folder in BACKEND_OPTIONAL.items():
+        if not (root / relative).read_text().strip():
+            shutil.rmtree(root / folder)
+
+
 def write_env(root):
     """Copy .env.example to a git-ignored .env, with a fresh secret key.
 
@@ -81,6 +93,7 @@ def next_steps(context):
 
 def main(context, root):
     remove_unselected(context, root)
+    remove_unfilled(root)
     write_env(root)
     record_answers(context, root)
     print(next_steps(context))

@@ -18,7 +18,9 @@ from .bakery import ROOT, TEMPLATE
 BACKENDS_DIR = ROOT / "templates" / "backends"
 SHARED = ROOT / "{{cookiecutter.project_slug}}"
 # `{% include "backends/" ~ cookiecutter.task_backend ~ "/<path>" ... %}`
-INCLUDE = re.compile(r'"backends/" ~ cookiecutter\.task_backend ~ "/([^"]+)"')
+INCLUDE = re.compile(
+    r'"backends/" ~ cookiecutter\.task_backend ~ "/([^"]+)"( ignore missing)?'
+)
 ROW_KEYS = {
     "label": str,
     "library": str,
@@ -49,12 +51,14 @@ def shared_files():
     return [path for path in SHARED.rglob("*") if path.is_file()]
 
 
-def included_paths():
-    """Path inside a backend folder -> the shared files that include it."""
-    paths = {}
+def included_paths(optional=False):
+    """Paths inside a backend folder that the shared files include: those
+    every backend must fill, or (``optional``) those a backend may leave."""
+    paths = set()
     for path in shared_files():
-        for included in INCLUDE.findall(path.read_text(errors="replace")):
-            paths.setdefault(included, []).append(path.relative_to(SHARED))
+        for included, ignore_missing in INCLUDE.findall(path.read_text("utf-8")):
+            if bool(ignore_missing) == optional:
+                paths.add(included)
     return paths
 
 
@@ -86,9 +90,10 @@ def test_each_row_has_every_field_the_shared_files_read(name):
     assert row["broker"] is None or row["broker"] in TEMPLATE["_brokers"]
     assert hasattr(signal, f"SIG{row['stop_signal']}")
     assert row["stop_grace_seconds"] > 0
-    assert set(row["delivery"]) == {"stopped", "killed"}
+    assert set(row["delivery"]) == {"stopped", "killed", "second_signal"}
     assert row["delivery"]["stopped"] == "finishes"
     assert row["delivery"]["killed"] in DELIVERY
+    assert row["delivery"]["second_signal"] in {"requeued", "lost"}
     assert shlex.split(row["worker_command"])[:2] == ["python", "manage.py"]
 
 
@@ -110,7 +115,14 @@ def test_each_broker_row_has_what_compose_ci_and_systemd_need(name):
 @pytest.mark.parametrize("name", TEMPLATE["task_backend"])
 def test_each_folder_fills_exactly_the_paths_the_shared_template_includes(name):
     # benchmark.py is the benchmark's driver (benchmarks/run.py), not baked.
-    assert folder_files(name) == set(included_paths()) | {"benchmark.py"}
+    files = folder_files(name) - {"benchmark.py"}
+    assert files - included_paths(optional=True) == included_paths()
+
+
+def test_optional_files_are_removed_by_the_hook_when_a_backend_leaves_them():
+    hook = (ROOT / "hooks" / "post_gen_project.py").read_text()
+    for path in included_paths(optional=True):
+        assert f'"{path}"' in hook, path
 
 
 @pytest.mark.parametrize("name", TEMPLATE["task_backend"])

@@ -170,3 +170,15 @@ def test_next_steps_mention_compose_only_with_docker():
     base = {**GOOD, "project_slug": "notes", "use_docker": True}
     assert "docker compose up" in post_gen.next_steps(base)
     assert "docker compose" not in post_gen.next_steps({**base, "use_docker": False})
+
+
+def test_an_optional_backend_file_left_empty_is_removed_with_its_folder(tmp_path):
+    for relative, folder in post_gen.BACKEND_OPTIONAL.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text("\n")
+        post_gen.remove_unfilled(tmp_path)
+        assert not (tmp_path / folder).exists()
+        (tmp_path / relative).parent.mkdir(parents=True)
+        (tmp_path / relative).write_text('"""A worker."""\n')
+        post_gen.remove_unfilled(tmp_path)
+        assert (tmp_path / relative).exists()

@@ -115,7 +115,20 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Every wait is bounded: a worker cut off from the database gives up
+    # connecting after 5 s, finds a dead peer within 1 min (TCP keepalive),
+    # and the server ends a transaction left idle for 1 min, releasing the
+    # rows it locked (the longest one the samples hold: an SMTP exchange).
+    DATABASES["default"]["OPTIONS"] = {
+        "connect_timeout": 5,
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "options": "-c idle_in_transaction_session_timeout=60s",
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web and worker write to one file: WAL lets readers run beside the
     # writer, and IMMEDIATE transactions wait for the lock instead of failing.
     DATABASES["default"]["OPTIONS"] = {

@@ -105,3 +105,15 @@ def test_hsts_is_one_year_without_preload_or_subdomains_by_default():
 
 def test_login_page_is_public(anonymous_client):
     assert anonymous_client.get("/accounts/login/").status_code == 200
+
+
+@pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    reason="PostgreSQL's own session setting",
+)
+def test_postgresql_ends_transactions_left_idle():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW idle_in_transaction_session_timeout")
+        assert cursor.fetchone() == ("1min",)

@@ -6,3 +6,15 @@ TASKS = {
         "BACKEND": "django_tasks_db.DatabaseBackend",
     },
 }
+
+# Every task has a time limit: past it, the worker stops the task and records
+# it failed (core/management/commands/worker.py). The process managers' stop
+# grace ({{ cookiecutter._backends[cookiecutter.task_backend].stop_grace_seconds }} s) is this plus 10 s: a graceful stop lets any task end.
+TASK_TIME_LIMIT = int(os.environ.get("TASK_TIME_LIMIT") or {{ cookiecutter._backends[cookiecutter.task_backend].stop_grace_seconds - 10 }})
+# A task RUNNING for longer than the limit plus this margin has lost its
+# worker (killed, out of memory): every TASK_RECOVERY_INTERVAL seconds the
+# workers queue such tasks again, or fail them once TASK_MAX_CLAIMS workers
+# died running them.
+TASK_RECOVERY_MARGIN = int(os.environ.get("TASK_RECOVERY_MARGIN") or 30)
+TASK_RECOVERY_INTERVAL = float(os.environ.get("TASK_RECOVERY_INTERVAL") or 15)
+TASK_MAX_CLAIMS = 3

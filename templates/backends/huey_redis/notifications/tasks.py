@@ -18,7 +18,10 @@ class DeliveryPending(Exception):
 
 
 @db_task(
-    retries=settings.NOTIFICATION_MAX_ATTEMPTS - 1, retry_delay=30, retry_backoff=2
+    retries=settings.NOTIFICATION_MAX_ATTEMPTS - 1,
+    retry_delay=30,
+    retry_backoff=2,
+    timeout=settings.TASK_TIME_LIMIT,
 )
 def send_notification(notification_id):
     if services.deliver(notification_id):

@@ -29,3 +29,7 @@ HUEY = {
 # run_huey gives the "huey" logger a handler of its own unless it has one:
 # give it ours, so each line is logged once, to stdout, like the rest.
 LOGGING["loggers"]["huey"] = {"handlers": ["stdout"], "propagate": False}
+# Every task has a time limit: past it, huey stops the task (TaskTimeout,
+# enforced in process workers) and the job ends failed. The process
+# managers' stop grace ({{ cookiecutter._backends[cookiecutter.task_backend].stop_grace_seconds }} s) is this plus 10 s.
+TASK_TIME_LIMIT = int(os.environ.get("TASK_TIME_LIMIT") or {{ cookiecutter._backends[cookiecutter.task_backend].stop_grace_seconds - 10 }})

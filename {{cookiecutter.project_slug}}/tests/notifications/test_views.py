@@ -1,8 +1,9 @@
 import pytest
 from django.core import mail
+from django.db import transaction
 
 from core.models import Status
-from notifications import tasks
+from notifications import services, tasks
 from notifications.models import Notification
 from tests.backend import queued
 from tests.queued import Queued
@@ -111,3 +112,21 @@ def test_the_queued_task_sends_a_posted_notification(run_queued_tasks, owner_cli
     ]
     notification = Notification.objects.get(pk=response.json()["id"])
     assert notification.status == Status.DONE
+
+
+def test_nothing_is_queued_when_the_transaction_rolls_back(
+    owner, django_capture_on_commit_callbacks
+):
+    # Whether the backend queues inside the transaction or once it commits.
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        created = services.create_notification(
+            owner=owner, subject="s", message="m", recipients=["a@example.org"]
+        )
+        tasks.enqueue_delivery(created.pk)
+        raise RuntimeError("the request failed after enqueueing")
+    assert Notification.objects.count() == 0
+    assert queued(tasks.send_notification) == []

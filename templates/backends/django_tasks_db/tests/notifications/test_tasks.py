@@ -4,11 +4,9 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.db import transaction
 from django.utils import timezone
 
-from notifications import services, tasks
-from notifications.models import Notification
+from notifications import tasks
 from tests.backend import queued
 
 pytestmark = pytest.mark.django_db
@@ -38,14 +36,3 @@ def test_retry_delay_is_capped(notification, smtp_server):
     tasks.send_notification.call(notification.pk, 20)
     (retry,) = queued(tasks.send_notification)
     assert retry.run_after <= timezone.now() + tasks.MAX_RETRY_DELAY
-
-
-def test_enqueue_is_part_of_the_transaction(owner):
-    with pytest.raises(RuntimeError), transaction.atomic():
-        created = services.create_notification(
-            owner=owner, subject="s", message="m", recipients=["a@example.org"]
-        )
-        tasks.enqueue_delivery(created.pk)
-        raise RuntimeError("the request failed after enqueueing")
-    assert Notification.objects.count() == 0
-    assert queued(tasks.send_notification) == []

@@ -63,20 +63,3 @@ def test_nothing_is_queued_before_the_transaction_commits(
         assert queued(tasks.send_notification) == []
     assert len(callbacks) == 1
     assert queued(tasks.send_notification) == [Queued([created.pk], {}, None)]
-
-
-def test_nothing_is_queued_when_the_transaction_rolls_back(
-    owner, django_capture_on_commit_callbacks
-):
-    with (
-        django_capture_on_commit_callbacks(execute=True),
-        pytest.raises(RuntimeError),
-        transaction.atomic(),
-    ):
-        created = services.create_notification(
-            owner=owner, subject="s", message="m", recipients=["a@example.org"]
-        )
-        tasks.enqueue_delivery(created.pk)
-        raise RuntimeError("the request failed after enqueueing")
-    assert Notification.objects.count() == 0
-    assert queued(tasks.send_notification) == []

@@ -6,6 +6,7 @@ PostgreSQL, the local broker (if the backend has one) and a real SMTP server
 (aiosmtpd). Everything a user does goes through HTTP.
 """
 
+import concurrent.futures
 import contextlib
 import importlib.util
 import io
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import time
 
+import httpx
 import pytest
 import yaml
 from aiosmtpd.controller import Controller
@@ -26,11 +28,16 @@ from .web import (
     PASSWORD,
     SlowInbox,
     catches,
+    connect,
     free_port,
     login,
+    multipart,
+    nginx_conf,
     post,
+    read_response,
     serving,
     settled,
+    trickle,
     wait_until,
 )
 
@@ -278,6 +285,110 @@ def test_hostile_uploads_never_fail_the_server_and_all_finish(stack, alice, imag
         assert body["status"] in {"done", "failed"}, body
         assert body["status"] == "done" or body["error"].endswith("."), body
     assert time.monotonic() - started < 120
+
+
+@pytest.fixture(scope="module", params=["gunicorn", "nginx"])
+def front(request, stack, tmp_path_factory):
+    """Where clients connect: gunicorn itself, or deploy/nginx's site before it.
+
+    Yields (URL, the SSL context for an https one).
+    """
+    if request.param == "gunicorn":
+        yield stack["url"], None
+        return
+    folder = tmp_path_factory.mktemp("nginx")
+    site = next((stack["project"] / "deploy" / "nginx").glob("*.conf"))
+    conf, url, tls = nginx_conf(site, folder, stack["url"].rsplit(":", 1)[1])
+    subprocess.run(["nginx", "-t", "-p", folder, "-c", conf], check=True)
+    nginx = subprocess.Popen(["nginx", "-p", folder, "-c", conf])
+    try:
+        wait_until(lambda: answers(url, tls), 10, "nginx to answer")
+        yield url, tls
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+
+
+def answers(url, tls, cookies=None, timeout=2):
+    """True if the home page answers 200 within ``timeout`` seconds.
+
+    Logged in with ``cookies``; without, the login page (which deploy/nginx
+    rate-limits).
+    """
+    try:
+        response = httpx.get(
+            f"{url}/" if cookies else f"{url}/accounts/login/",
+            cookies=cookies,
+            verify=tls or True,
+            timeout=timeout,
+        )
+    except httpx.TransportError:
+        return False
+    return response.status_code == 200
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(front, alice):
+    """A 1 GiB upload is answered 413 after its headers and 64 KiB of body."""
+    url, tls = front
+    host = url.split("://")[1]
+    head = (
+        f"POST /photos/ HTTP/1.1\r\nHost: {host}\r\nOrigin: {url}\r\n"
+        f"Cookie: {'; '.join(f'{k}={v}' for k, v in alice.cookies.items())}\r\n"
+        f"X-CSRFToken: {alice.cookies['csrftoken']}\r\n"
+        "Accept: application/json\r\n"
+        "Content-Type: multipart/form-data; boundary=x\r\n"
+        f"Content-Length: {2**30}\r\n\r\n"
+    )
+    with connect(url, tls, timeout=5) as sock:
+        sock.sendall(head.encode())
+        with contextlib.suppress(OSError):  # the server may close on us
+            for _ in range(8):
+                sock.sendall(b"x" * 8192)
+        status, headers, body = read_response(sock)
+    assert status == 413, (status, headers, body)
+    assert headers["content-type"].startswith("application/json")
+    assert b"too large" in body
+
+
+def test_slow_uploads_leave_the_site_served(front, alice):
+    """Four clients upload at 20 KB/s (8 s each); others are served meanwhile.
+
+    gunicorn runs 2 processes here: with sync workers two such clients
+    stopped the site.
+    """
+    noise = Image.frombytes("RGB", (230, 230), os.urandom(230 * 230 * 3))
+    png = io.BytesIO()
+    noise.save(png, "PNG")
+    body, content_type = multipart("image", "slow.png", png.getvalue())
+    url, tls = front
+    headers = {
+        "Content-Type": content_type,
+        "Content-Length": str(len(body)),
+        "X-CSRFToken": alice.cookies["csrftoken"],
+        "Origin": url,
+        "Accept": "application/json",
+    }
+
+    def upload():
+        with httpx.Client(
+            base_url=url, cookies=alice.cookies, verify=tls or True, timeout=60
+        ) as client:
+            return client.post(
+                "/photos/", content=trickle(body, 20_000), headers=headers
+            )
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        uploads = [pool.submit(upload) for _ in range(4)]
+        waits = []
+        while not all(upload.done() for upload in uploads):
+            started = time.monotonic()
+            assert answers(url, tls, alice.cookies), "no answer within 2 s"
+            waits.append(time.monotonic() - started)
+            time.sleep(0.5)
+    assert len(waits) > 10, waits  # the uploads took seconds, as meant
+    for upload in uploads:
+        response = upload.result()
+        assert response.status_code == 202, response.text
 
 
 def restart_worker(stack):

@@ -4,6 +4,8 @@ import asyncio
 import re
 import signal
 import socket
+import ssl
+import subprocess
 import time
 from pathlib import Path
 
@@ -97,3 +99,110 @@ def catches(pid, signum=signal.SIGTERM):
         return False
     caught = re.search(r"^SigCgt:\s*([0-9a-f]+)$", status, re.M)
     return bool(int(caught[1], 16) & 1 << (signum - 1))
+
+
+def multipart(name, filename, content):
+    """A multipart/form-data body with one file field: (body, content type)."""
+    boundary = "offload-test-boundary"
+    body = (
+        (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def trickle(body, bytes_per_second, piece=2000):
+    """Yield ``body`` at a client's slow upload speed."""
+    for start in range(0, len(body), piece):
+        yield body[start : start + piece]
+        time.sleep(piece / bytes_per_second)
+
+
+def connect(url, tls, timeout=10):
+    """A raw socket to an http:// or https:// URL (``tls``: an SSL context)."""
+    scheme, _, hostport = url.partition("://")
+    host, _, port = hostport.partition(":")
+    sock = socket.create_connection((host, int(port)), timeout=timeout)
+    if scheme == "https":
+        sock = tls.wrap_socket(sock, server_hostname=host)
+    return sock
+
+
+def read_response(sock):
+    """The status code, headers and body of the HTTP/1.1 response on ``sock``."""
+    data = b""
+
+    def more():
+        nonlocal data
+        chunk = sock.recv(65536)
+        data += chunk
+        return chunk
+
+    while b"\r\n\r\n" not in data and more():
+        pass
+    head, _, data = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {
+        name.lower(): value
+        for name, _, value in (line.partition(": ") for line in lines[1:])
+    }
+    if headers.get("transfer-encoding") == "chunked":
+        while not data.endswith(b"0\r\n\r\n") and more():
+            pass
+        body = b""
+        while data:
+            size, _, data = data.partition(b"\r\n")
+            body += data[: int(size, 16)]
+            data = data[int(size, 16) + 2 :]
+        return int(lines[0].split()[1]), headers, body
+    while len(data) < int(headers.get("content-length", 0)) and more():
+        pass
+    return int(lines[0].split()[1]), headers, data
+
+
+def nginx_conf(site, folder, upstream_port):
+    """deploy/nginx's site for a test run: local ports, a fresh certificate.
+
+    Returns (nginx.conf path, https URL, an SSL context that trusts the
+    certificate). Each replaced line must be found, so that a change to the
+    shipped file cannot quietly escape the test.
+    """
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", folder / "key.pem", "-out", folder / "cert.pem"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    replacements = [
+        (r"server 127\.0\.0\.1:8000;", f"server 127.0.0.1:{upstream_port};"),
+        (r"listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;"),
+        (r"listen 80;", f"listen 127.0.0.1:{free_port()};"),
+        (r"listen \[::\]:\d+( ssl)?;\n", ""),
+        (r"ssl_certificate \S+;", f"ssl_certificate {folder / 'cert.pem'};"),
+        (r"ssl_certificate_key \S+;", f"ssl_certificate_key {folder / 'key.pem'};"),
+    ]
+    text = site.read_text()
+    for pattern, replacement in replacements:
+        text, found = re.subn(pattern, replacement, text)
+        assert found, f"{pattern} not in {site}"
+    (folder / "site.conf").write_text(text)
+    temp = "\n".join(
+        f"  {kind}_temp_path {folder / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    main = folder / "nginx.conf"
+    main.write_text(
+        f"daemon off;\nuser root;\nworker_processes 1;\npid {folder / 'nginx.pid'};\n"
+        f"error_log {folder / 'error.log'} info;\n"
+        "events { worker_connections 256; }\n"
+        f"http {{\n  access_log {folder / 'access.log'};\n{temp}\n"
+        f"  include {folder / 'site.conf'};\n}}\n"
+    )
+    tls = ssl.create_default_context(cafile=folder / "cert.pem")
+    return main, f"https://127.0.0.1:{port}", tls

@@ -1,7 +1,7 @@
 """gunicorn settings for the web process (``bin/web``).
 
 Read from the environment so that compose, supervisord and systemd tune the
-same file. Requests only enqueue work, so a few sync workers go a long way.
+same file. Requests only enqueue work, so a few processes go a long way.
 """
 
 import os
@@ -15,6 +15,16 @@ load_dotenv(Path(__file__).resolve().parent.parent / ".env")
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Threads, not gunicorn's default sync workers: a sync worker is held for the
+# whole of a slow client's upload (two clients sending photos at 20 KB/s stop
+# two sync workers for minutes, and the site with them), and is killed after
+# `timeout` with a 500 for the client. A slow client holds one thread here;
+# gunicorn hands back to its poller a connection that sends nothing for 5 s.
+# In production a buffering proxy in front (deploy/nginx/) receives bodies
+# whole before gunicorn sees them. Each thread has its own database
+# connection: workers x threads must stay under PostgreSQL's max_connections.
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "8"))
 # Uploads are saved and handed to the worker, never processed in the request.
 timeout = 30
 graceful_timeout = 30

@@ -72,6 +72,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # API clients get JSON for every error below this line (core/middleware.py).
     "core.middleware.JsonErrorsMiddleware",
+    # Bodies over REQUEST_MAX_BYTES are refused before they are read.
+    "core.middleware.RequestSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -104,6 +106,15 @@ TEMPLATES = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# Attempts allowed per window (seconds), per client address and per account
+# (core/throttle.py); past them the answer is 429. A password reset past the
+# account's limit looks sent but is not: the page says nothing of accounts.
+THROTTLES = {
+    "login/address": (30, 300),
+    "login/account": (10, 300),
+    "password_reset/address": (10, 3600),
+    "password_reset/account": (3, 3600),
+}
 
 # Database ------------------------------------------------------------------
 
@@ -148,6 +159,9 @@ NOTIFICATION_MAX_RECIPIENTS = 200
 NOTIFICATION_MAX_ATTEMPTS = 5
 
 PHOTO_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+# Any request body over this is refused (413) before it is read; the largest
+# a form takes is a photo plus the form's other fields.
+REQUEST_MAX_BYTES = PHOTO_MAX_UPLOAD_BYTES + 64 * 1024
 # Checked from the header in the request and again while decoding.
 PHOTO_MAX_PIXELS = 40_000_000
 PHOTO_ALLOWED_FORMATS = ["JPEG", "PNG", "GIF", "WEBP"]
@@ -210,6 +224,9 @@ USE_TZ = True
 # On by default; turn off only to serve plain HTTP on a trusted network.
 USE_HTTPS = env_bool("USE_HTTPS", default=not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The proxies whose X-Forwarded-For names the client (addresses or networks;
+# the variable gunicorn reads for X-Forwarded-Proto, config/gunicorn.py).
+FORWARDED_ALLOW_IPS = env_list("FORWARDED_ALLOW_IPS", "127.0.0.1")
 SECURE_SSL_REDIRECT = USE_HTTPS
 SESSION_COOKIE_SECURE = USE_HTTPS
 CSRF_COOKIE_SECURE = USE_HTTPS

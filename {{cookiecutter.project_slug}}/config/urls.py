@@ -3,10 +3,18 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from core import accounts
 from core.views import home
 
 urlpatterns = [
     path("", home, name="home"),
+    # Throttled, and the reset mail sent by the worker (core/accounts.py).
+    path("accounts/login/", accounts.LoginView.as_view(), name="login"),
+    path(
+        "accounts/password_reset/",
+        accounts.PasswordResetView.as_view(),
+        name="password_reset",
+    ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("notifications/", include("notifications.urls")),

@@ -36,3 +36,18 @@ class Job(models.Model):
     def status_payload(self):
         """The JSON the status endpoint returns; subclasses add their fields."""
         return {"id": self.pk, "status": self.status, "error": self.error or None}
+
+
+class Throttle(models.Model):
+    """How often one client or account tried one action in one time window.
+
+    Written by core/throttle.py; a row is useless once expired and deleted
+    by the next count.
+    """
+
+    key = models.CharField(max_length=64, primary_key=True)
+    count = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return f"{self.count} attempts until {self.expires_at:%H:%M:%S}"

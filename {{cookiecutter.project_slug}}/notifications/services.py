@@ -8,7 +8,7 @@ import logging
 import smtplib
 
 from django.conf import settings
-from django.core.mail import EmailMessage, mailers
+from django.core.mail import EmailMessage, EmailMultiAlternatives, mailers
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -69,6 +69,26 @@ def deliver(notification_id):
         mailer.close()
 
     return _finish(notification)
+
+
+def send_message(*, subject, body, to, html=None):
+    """Send one message written elsewhere (a password reset); True: try later.
+
+    Nothing records it as a notification: a refusal for good is logged and
+    the message dropped, a transient failure is the task's to retry.
+    """
+    message = EmailMultiAlternatives(subject=subject, body=body, to=to)
+    if html is not None:
+        message.attach_alternative(html, "text/html")
+    try:
+        message.send()
+    except (smtplib.SMTPException, OSError) as exc:
+        if _refused_for_good(exc):
+            logger.warning("The mail server refused %s for good: %r", to, exc)
+            return False
+        logger.warning("Sending to %s failed, will try again: %r", to, exc)
+        return True
+    return False
 
 
 def _send(notification, delivery, mailer):

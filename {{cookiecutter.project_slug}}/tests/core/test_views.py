@@ -83,6 +83,35 @@ def test_a_missing_csrf_token_is_a_json_403(owner):
     assert "CSRF" in response.json()["error"]
 
 
+class Unreadable:
+    """A request body that fails the test if anything reads it."""
+
+    def read(self, *args):
+        raise AssertionError("the body was read")
+
+    readline = read
+
+
+@pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [("application/json", "application/json"), ("text/html", "text/plain")],
+)
+def test_a_body_over_the_limit_is_refused_before_it_is_read(
+    owner_client, accept, content_type
+):
+    response = owner_client.generic(
+        "POST",
+        "/photos/",
+        content_type="multipart/form-data; boundary=x",
+        headers={"Accept": accept},
+        CONTENT_LENGTH=str(settings.REQUEST_MAX_BYTES + 1),
+        **{"wsgi.input": Unreadable()},
+    )
+    assert response.status_code == 413
+    assert response["Content-Type"].startswith(content_type)
+    assert b"too large" in response.content
+
+
 def test_pages_carry_a_content_security_policy(owner_client):
     response = owner_client.get("/", headers={"Accept": "text/html"})
     policy = response["Content-Security-Policy"]

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.db import transaction
 from django.utils import timezone
@@ -63,3 +64,28 @@ def test_nothing_is_queued_before_the_transaction_commits(
         assert queued(tasks.send_notification) == []
     assert len(callbacks) == 1
     assert queued(tasks.send_notification) == [Queued([created.pk], {}, None)]
+
+
+MAIL = {"subject": "Reset", "body": "A link", "to": ["a@example.org"], "html": None}
+
+
+def test_a_mail_that_failed_for_now_makes_its_task_retry(smtp_server):
+    smtp_server.refuse["a@example.org"] = "451 Try again later"
+    with pytest.raises(tasks.DeliveryPending):
+        tasks.send_email.call_local(**MAIL)
+    assert tasks.send_email.retries == settings.NOTIFICATION_MAX_ATTEMPTS - 1
+
+
+def test_a_mail_refused_for_good_is_dropped(smtp_server):
+    smtp_server.refuse["a@example.org"] = "550 No such user"
+    tasks.send_email.call_local(**MAIL)
+    assert smtp_server.envelopes == []
+
+
+def test_a_mail_is_queued_once_the_transaction_commits(
+    django_capture_on_commit_callbacks,
+):
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        tasks.enqueue_email(**MAIL)
+        assert queued(tasks.send_email) == []
+    assert queued(tasks.send_email) == [Queued([], MAIL, None)]

@@ -1,0 +1,86 @@
+"""Django's login and password-reset views, throttled; reset mail queued.
+
+Django's views let anyone try passwords without limit, and send the reset
+mail inside the request: a slow mail server slows the page, and a burst of
+requests is a burst of mail to one inbox. Here each attempt is counted
+(core/throttle.py) and the mail is a task for the worker.
+"""
+
+from django.contrib.auth import forms, views
+from django.http import HttpResponseRedirect
+from django.template import loader
+
+from notifications import tasks
+
+from . import throttle
+
+
+class ThrottledMixin:
+    """Count each POST against the client's address for ``action``."""
+
+    action = None
+
+    def post(self, request, *args, **kwargs):
+        try:
+            throttle.count(f"{self.action}/address", throttle.client_address(request))
+        except throttle.Throttled as exc:
+            return self.throttled(exc)
+        return super().post(request, *args, **kwargs)
+
+    def throttled(self, exc):
+        """The form again, unchecked, with the reason: 429 and Retry-After."""
+        form = self.get_form()
+        form.add_error(None, str(exc))  # without running the form's checks
+        response = self.render_to_response(self.get_context_data(form=form), status=429)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+
+
+class LoginView(ThrottledMixin, views.LoginView):
+    action = "login"
+
+    def post(self, request, *args, **kwargs):
+        username = request.POST.get("username", "").strip().lower()
+        try:
+            throttle.count("login/account", username[:150])
+        except throttle.Throttled as exc:
+            return self.throttled(exc)
+        return super().post(request, *args, **kwargs)
+
+
+class QueuedPasswordResetForm(forms.PasswordResetForm):
+    """Write the reset mail in the request; the worker sends it."""
+
+    def send_mail(
+        self,
+        subject_template_name,
+        email_template_name,
+        context,
+        from_email,
+        to_email,
+        html_email_template_name=None,
+    ):
+        subject = loader.render_to_string(subject_template_name, context)
+        html = None
+        if html_email_template_name is not None:
+            html = loader.render_to_string(html_email_template_name, context)
+        tasks.enqueue_email(
+            subject="".join(subject.splitlines()),
+            body=loader.render_to_string(email_template_name, context),
+            to=[to_email],
+            html=html,
+        )
+
+
+class PasswordResetView(ThrottledMixin, views.PasswordResetView):
+    action = "password_reset"
+    form_class = QueuedPasswordResetForm
+
+    def form_valid(self, form):
+        email = form.cleaned_data["email"].strip().lower()
+        try:
+            throttle.count("password_reset/account", email)
+        except throttle.Throttled:
+            # The same page as when a mail is sent: nothing said of accounts.
+            return HttpResponseRedirect(self.get_success_url())
+        return super().form_valid(form)

@@ -1,0 +1,90 @@
+"""Attempts counted per action, per client address and per account.
+
+Logins and password resets are limited twice: per address (one machine
+trying many accounts) and per account (many machines trying one). The
+limits are THROTTLES in settings: (attempts, window in seconds).
+
+The counts live in the database: every web process and thread shares them
+without a cache server, and PostgreSQL's row lock makes each count exact
+under a burst of parallel requests. A key is hashed, so the table holds
+neither addresses nor user names.
+"""
+
+import hashlib
+import ipaddress
+import math
+import time
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+
+from .models import Throttle
+
+
+class Throttled(Exception):
+    """Past the limit; ``retry_after`` seconds until the window ends."""
+
+    def __init__(self, retry_after):
+        self.retry_after = retry_after
+        minutes = math.ceil(retry_after / 60)
+        super().__init__(
+            f"Too many attempts; try again in {minutes} minute{'s' * (minutes > 1)}."
+        )
+
+
+def now():
+    return time.time()
+
+
+def count(action, subject):
+    """Count one attempt at ``action`` by ``subject``; raise Throttled past it."""
+    limit, window = settings.THROTTLES[action]
+    current = now()
+    start = current // window * window
+    key = hashlib.sha256(f"{action}\0{subject}\0{start}".encode()).hexdigest()
+    expires_at = datetime.fromtimestamp(start + window, UTC)
+    with transaction.atomic():
+        Throttle.objects.filter(
+            expires_at__lte=datetime.fromtimestamp(current, UTC)
+        ).delete()
+        Throttle.objects.get_or_create(key=key, defaults={"expires_at": expires_at})
+        # The row lock taken here orders parallel attempts at the same key.
+        Throttle.objects.filter(key=key).update(count=F("count") + 1)
+        attempts = Throttle.objects.values_list("count", flat=True).get(key=key)
+    if attempts > limit:
+        raise Throttled(retry_after=math.ceil(start + window - current))
+
+
+def client_address(request):
+    """The client's IP address, as the proxy in front saw it.
+
+    X-Forwarded-For is believed only from the addresses gunicorn trusts for
+    X-Forwarded-Proto (FORWARDED_ALLOW_IPS): anyone else could write any
+    address there. deploy/nginx sets the header to the one address it saw.
+    An IPv6 client is counted by its /64 network: one machine commonly has
+    all of one.
+    """
+    address = request.META.get("REMOTE_ADDR", "")
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if forwarded and _trusted(address):
+        address = forwarded.rsplit(",", 1)[-1].strip()
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "unknown"
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def _trusted(address):
+    trusted = settings.FORWARDED_ALLOW_IPS
+    if "*" in trusted:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(network, strict=False) for network in trusted)

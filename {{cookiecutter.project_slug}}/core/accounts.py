@@ -28,10 +28,18 @@ class ThrottledMixin:
         return super().post(request, *args, **kwargs)
 
     def throttled(self, exc):
-        """The form again, unchecked, with the reason: 429 and Retry-After."""
-        form = self.get_form()
-        form.add_error(None, str(exc))  # without running the form's checks
-        response = self.render_to_response(self.get_context_data(form=form), status=429)
+        """The page again with the reason: 429 and Retry-After.
+
+        The form is not bound to the data: checking it would run what the
+        limit is there to stop (a password check, a mail).
+        """
+        kwargs = self.get_form_kwargs()
+        kwargs.pop("data", None)
+        kwargs.pop("files", None)
+        context = self.get_context_data(
+            form=self.get_form_class()(**kwargs), throttled=str(exc)
+        )
+        response = self.render_to_response(context, status=429)
         response["Retry-After"] = str(exc.retry_after)
         return response
 

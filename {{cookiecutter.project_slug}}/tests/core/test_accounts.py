@@ -4,6 +4,7 @@ import email
 import re
 
 import pytest
+from django.contrib.auth.signals import user_logged_in, user_login_failed
 
 from core import throttle
 from notifications import tasks
@@ -64,13 +65,26 @@ def test_login_is_limited_per_address(limits, anonymous_client):
     assert log_in(anonymous_client, "user9", "192.0.2.1").status_code == 200
 
 
-def test_a_throttled_login_does_not_log_in_even_with_the_password(
-    limits, anonymous_client, carol
-):
+def test_a_throttled_login_checks_no_password(limits, anonymous_client, carol):
     for _ in range(3):
         log_in(anonymous_client, "carol")
-    response = anonymous_client.post(LOGIN, {"username": "carol", "password": PASSWORD})
-    assert response.status_code == 429
+    checked = []
+
+    def record(**kwargs):
+        checked.append(kwargs)
+
+    user_logged_in.connect(record)
+    user_login_failed.connect(record)
+    try:
+        wrong = log_in(anonymous_client, "carol")
+        right = anonymous_client.post(
+            LOGIN, {"username": "carol", "password": PASSWORD}
+        )
+    finally:
+        user_logged_in.disconnect(record)
+        user_login_failed.disconnect(record)
+    assert (wrong.status_code, right.status_code) == (429, 429)
+    assert checked == []
     assert "_auth_user_id" not in anonymous_client.session
 
 

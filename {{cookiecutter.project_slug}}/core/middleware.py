@@ -80,7 +80,7 @@ class RequestSizeLimitMiddleware:
         limit = settings.REQUEST_MAX_BYTES
         if length > limit:
             return HttpResponse(
-                f"The request is too large: the limit is {limit // 1024} KiB.",
+                f"The request is too large: the limit is {limit / 2**20:.1f} MB.",
                 status=413,
                 content_type="text/plain; charset=utf-8",
             )

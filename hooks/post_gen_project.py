@@ -37,14 +37,23 @@ def remove_unselected(context, root):
 
 # Files that only some backends fill (their folder has the file or not):
 # each with the folder to remove along with it when it renders empty.
-BACKEND_OPTIONAL = {"core/management/commands/worker.py": "core/management"}
+# Optional backend file -> what goes when the backend leaves it empty.
+BACKEND_OPTIONAL = {
+    "core/management/commands/worker.py": "core/management",
+    "core/tasks.py": "core/tasks.py",
+    "tests/core/test_tasks.py": "tests/core/test_tasks.py",
+}
 
 
 def remove_unfilled(root):
     """Delete the optional backend files the chosen backend left empty."""
-    for relative, folder in BACKEND_OPTIONAL.items():
+    for relative, unused in BACKEND_OPTIONAL.items():
         if not (root / relative).read_text().strip():
-            shutil.rmtree(root / folder)
+            path = root / unused
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
 
 def write_env(root):

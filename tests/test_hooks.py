@@ -173,12 +173,15 @@ def test_next_steps_mention_compose_only_with_docker():
 
 
 def test_an_optional_backend_file_left_empty_is_removed_with_its_folder(tmp_path):
-    for relative, folder in post_gen.BACKEND_OPTIONAL.items():
+    optional = post_gen.BACKEND_OPTIONAL
+    for relative in optional:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text("\n")
-        post_gen.remove_unfilled(tmp_path)
-        assert not (tmp_path / folder).exists()
-        (tmp_path / relative).parent.mkdir(parents=True)
-        (tmp_path / relative).write_text('"""A worker."""\n')
-        post_gen.remove_unfilled(tmp_path)
-        assert (tmp_path / relative).exists()
+    post_gen.remove_unfilled(tmp_path)
+    assert not any((tmp_path / unused).exists() for unused in optional.values())
+
+    for relative in optional:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text('"""Filled by the backend."""\n')
+    post_gen.remove_unfilled(tmp_path)
+    assert all((tmp_path / relative).exists() for relative in optional)

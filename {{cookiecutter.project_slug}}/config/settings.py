@@ -170,6 +170,17 @@ PHOTO_THUMBNAIL_SIZE = (320, 320)
 # progressive JPEG with 100,000 scans can take minutes at any file size.)
 PHOTO_DECODE_SECONDS = float(os.environ.get("PHOTO_DECODE_SECONDS") or 20)
 
+# Scheduled work ------------------------------------------------------------
+
+# The nightly clean-up (core/cleanup.py, scheduled in core/tasks.py): a
+# crontab line, read in TIME_ZONE.
+CLEANUP_SCHEDULE = os.environ.get("CLEANUP_SCHEDULE") or "30 3 * * *"
+# Finished queue records, and photos that never finished, are kept this long.
+CLEANUP_RETENTION_DAYS = int(os.environ.get("CLEANUP_RETENTION_DAYS") or 14)
+# A media file that no photo refers to is deleted once this old (a younger
+# one may belong to an upload whose row is not committed yet).
+CLEANUP_ORPHAN_HOURS = 24
+
 # Email ---------------------------------------------------------------------
 
 # Django 6.1 configures mail as MAILERS (like DATABASES); the environment

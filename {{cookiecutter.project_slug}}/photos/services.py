@@ -39,3 +39,40 @@ def make_thumbnail(photo_id):
     photo.width, photo.height = width, height
     photo.status = Status.DONE
     photo.save(update_fields=["thumbnail", "width", "height", "status", "updated_at"])
+
+
+def delete_unfinished(*, before):
+    """Delete the photos created before ``before`` that never ended ``done``.
+
+    Their files go with them. Returns how many photos were deleted.
+    """
+    stale = Photo.objects.exclude(status=Status.DONE).filter(created_at__lt=before)
+    deleted = 0
+    for photo in stale.iterator():
+        photo.image.delete(save=False)
+        photo.thumbnail.delete(save=False)
+        photo.delete()
+        deleted += 1
+    return deleted
+
+
+def delete_orphaned_files(*, before):
+    """Delete the media files under photos/ that no photo refers to.
+
+    Only files last written before ``before``: a younger one may belong to
+    an upload whose row is not committed yet. Returns how many were deleted.
+    """
+    storage = Photo.image.field.storage
+    referenced = set()
+    for names in Photo.objects.values_list("image", "thumbnail").iterator():
+        referenced.update(names)
+    deleted = 0
+    for folder in ("photos/originals", "photos/thumbnails"):
+        if not storage.exists(folder):
+            continue
+        for name in storage.listdir(folder)[1]:
+            path = f"{folder}/{name}"
+            if path not in referenced and storage.get_modified_time(path) < before:
+                storage.delete(path)
+                deleted += 1
+    return deleted

@@ -14,6 +14,9 @@
   idempotent.
 - **A second stop signal** (Ctrl+C twice, TERM twice) stops the running task
   and queues it again, instead of recording it failed.
+- **Schedules.** django-periodic-tasks' scheduler loop runs in a thread of
+  every worker: the schedules need no process of their own (core/tasks.py
+  says why a tick is still queued once).
 """
 
 import logging
@@ -27,6 +30,7 @@ from unittest import mock
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
+from django_periodic_tasks.scheduler import PeriodicTaskScheduler
 from django_tasks_db.management.commands import db_worker
 from django_tasks_db.models import DBTaskResult
 
@@ -117,7 +121,14 @@ class Worker(db_worker.Worker):
     def run(self):
         watcher = threading.Thread(target=self.recover_forever, daemon=True)
         watcher.start()
-        super().run()
+        scheduler = PeriodicTaskScheduler(
+            interval=settings.PERIODIC_TASKS_SCHEDULER_INTERVAL
+        )
+        scheduler.start()
+        try:
+            super().run()
+        finally:
+            scheduler.stop()
 
     def recover_forever(self):
         while self.running:

@@ -74,8 +74,13 @@ def production_env(name, case=DEFAULT):
     """Environment of a production-like run: DEBUG off, PostgreSQL.
 
     ``name`` keeps runs apart: its own database (and so its own queue on a
-    broker, named after the database) and its own state directory.
+    broker, named after the database) and its own state directory. Under
+    pytest-xdist each worker process has its own too: a module's tests can
+    run in both, each with a stack of its own.
     """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        name = f"{name}_{worker}"
     env = {
         "DEBUG": "false",
         "SECRET_KEY": "x" * 20 + "-production-key-for-tests-" + "y" * 20,

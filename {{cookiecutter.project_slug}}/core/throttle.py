@@ -6,11 +6,11 @@ limits are THROTTLES in settings: (attempts, window in seconds).
 
 The counts live in the database: every web process and thread shares them
 without a cache server, and PostgreSQL's row lock makes each count exact
-under a burst of parallel requests. A key is hashed, so the table holds
-neither addresses nor user names.
+under a burst of parallel requests. A key is an HMAC keyed with SECRET_KEY,
+so the table holds neither addresses nor user names, and cannot be reversed
+by hashing every IPv4 address.
 """
 
-import hashlib
 import ipaddress
 import math
 import time
@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.utils.crypto import salted_hmac
 
 from .models import Throttle
 
@@ -43,7 +44,9 @@ def count(action, subject):
     limit, window = settings.THROTTLES[action]
     current = now()
     start = current // window * window
-    key = hashlib.sha256(f"{action}\0{subject}\0{start}".encode()).hexdigest()
+    key = salted_hmac(
+        "core.throttle", f"{action}\0{subject}\0{start}", algorithm="sha256"
+    ).hexdigest()
     expires_at = datetime.fromtimestamp(start + window, UTC)
     with transaction.atomic():
         Throttle.objects.filter(

@@ -38,11 +38,7 @@ def remove_unselected(context, root):
 # Files that only some backends fill (their folder has the file or not):
 # each with the folder to remove along with it when it renders empty.
 # Optional backend file -> what goes when the backend leaves it empty.
-BACKEND_OPTIONAL = {
-    "core/management/commands/worker.py": "core/management",
-    "core/tasks.py": "core/tasks.py",
-    "tests/core/test_tasks.py": "tests/core/test_tasks.py",
-}
+BACKEND_OPTIONAL = {"core/management/commands/worker.py": "core/management"}
 
 
 def remove_unfilled(root):

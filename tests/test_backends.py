@@ -32,6 +32,8 @@ ROW_KEYS = {
     "stop_signal": str,
     "stop_grace_seconds": int,
     "ready_marker": str,
+    # The finest schedule its scheduler keeps (tests/test_schedule.py).
+    "schedule_resolution_seconds": int,
     "state_volume": bool,
     "delivery": dict,
 }

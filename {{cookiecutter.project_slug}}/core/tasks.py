@@ -1,1 +1,1 @@
-{% include "backends/" ~ cookiecutter.task_backend ~ "/core/tasks.py" ignore missing %}
+{% include "backends/" ~ cookiecutter.task_backend ~ "/core/tasks.py" %}

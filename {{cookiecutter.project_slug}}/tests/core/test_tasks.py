@@ -1,1 +1,1 @@
-{% include "backends/" ~ cookiecutter.task_backend ~ "/tests/core/test_tasks.py" ignore missing %}
+{% include "backends/" ~ cookiecutter.task_backend ~ "/tests/core/test_tasks.py" %}

@@ -1,0 +1,1 @@
+{% include "backends/huey_redis/tests/core/test_tasks.py" %}

@@ -7,7 +7,6 @@ finest its scheduler keeps (the row's ``schedule_resolution_seconds``: every
 the clean-up's own log line, whichever worker ran it.
 """
 
-import itertools
 import json
 import os
 import re
@@ -141,12 +140,13 @@ def test_each_tick_runs_once_under_two_workers_and_a_restart(project):
     second = workers(project, count=1, seconds=10 if minutes else 7)
     assert len(second) <= (1 if minutes else 4), second
 
-    runs = first + second
     if minutes:
+        # huey queues at most one run per minute, restarts included.
+        runs = first + second
         assert len({int(ran // 60) for ran in runs}) == len(runs), runs
-    else:
-        gaps = [later - earlier for earlier, later in itertools.pairwise(runs)]
-        assert min(gaps) > 1, gaps
+    # (With 2-s ticks, a tick queued by both workers would double the count
+    # above; the gaps between runs say nothing more: a scheduler checks once
+    # a second, at its own phase, so two good runs can come < 1 s apart.)
 
 
 def test_the_clean_up_deletes_what_it_should_and_nothing_else(project):

@@ -35,21 +35,26 @@ def remove_unselected(context, root):
         deploy.rmdir()
 
 
-# Files that only some backends fill (their folder has the file or not):
-# each with the folder to remove along with it when it renders empty.
-# Optional backend file -> what goes when the backend leaves it empty.
-BACKEND_OPTIONAL = {"core/management/commands/worker.py": "core/management"}
+# Files that only some backends fill (their folder has the file, or their
+# row has the process): optional file -> the folder to remove with it when
+# it renders empty (None: the file alone).
+BACKEND_OPTIONAL = {
+    "core/management/commands/worker.py": "core/management",
+    "bin/scheduler": None,
+    "deploy/systemd/{slug}-scheduler.service": None,
+}
 
 
-def remove_unfilled(root):
+def remove_unfilled(context, root):
     """Delete the optional backend files the chosen backend left empty."""
-    for relative, unused in BACKEND_OPTIONAL.items():
-        if not (root / relative).read_text().strip():
-            path = root / unused
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+    for relative, folder in BACKEND_OPTIONAL.items():
+        file = root / relative.format(slug=context["project_slug"])
+        if not file.exists() or file.read_text().strip():
+            continue
+        if folder is None:
+            file.unlink()
+        else:
+            shutil.rmtree(root / folder)
 
 
 def write_env(root):
@@ -98,7 +103,7 @@ def next_steps(context):
 
 def main(context, root):
     remove_unselected(context, root)
-    remove_unfilled(root)
+    remove_unfilled(context, root)
     write_env(root)
     record_answers(context, root)
     print(next_steps(context))

@@ -34,8 +34,17 @@ ROW_KEYS = {
     "ready_marker": str,
     # The finest schedule its scheduler keeps (tests/test_schedule.py).
     "schedule_resolution_seconds": int,
+    # A scheduler process of its own (bin/scheduler), or None: the workers
+    # schedule, or nothing needs one.
+    "scheduler": (dict, type(None)),
     "state_volume": bool,
     "delivery": dict,
+}
+SCHEDULER_KEYS = {
+    "command": str,
+    "stop_signal": str,
+    "stop_grace_seconds": int,
+    "ready_marker": str,
 }
 BROKER_KEYS = {
     "label": str,
@@ -97,6 +106,14 @@ def test_each_row_has_every_field_the_shared_files_read(name):
     assert row["delivery"]["killed"] in DELIVERY
     assert row["delivery"]["second_signal"] in {"requeued", "lost"}
     assert shlex.split(row["worker_command"])[:2] == ["python", "manage.py"]
+    if row["scheduler"] is not None:
+        assert set(row["scheduler"]) == set(SCHEDULER_KEYS), name
+        for key, kind in SCHEDULER_KEYS.items():
+            assert isinstance(row["scheduler"][key], kind), (name, key)
+        assert hasattr(signal, f"SIG{row['scheduler']['stop_signal']}")
+        assert row["scheduler"]["stop_grace_seconds"] > 0
+        command = shlex.split(row["scheduler"]["command"])
+        assert command[:2] == ["python", "manage.py"]
 
 
 @pytest.mark.parametrize("name", sorted(TEMPLATE["_brokers"]))
@@ -132,6 +149,17 @@ def test_each_worker_script_execs_the_rows_worker_command(name):
     script = (BACKENDS_DIR / name / "bin" / "worker").read_text()
     assert script.startswith("#!/bin/sh\n")
     assert f'\nexec {TEMPLATE["_backends"][name]["worker_command"]} "$@"\n' in script
+
+
+@pytest.mark.parametrize("name", TEMPLATE["task_backend"])
+def test_a_scheduler_script_exists_exactly_when_the_row_has_a_scheduler(name):
+    scheduler = TEMPLATE["_backends"][name]["scheduler"]
+    script = BACKENDS_DIR / name / "bin" / "scheduler"
+    assert script.exists() == (scheduler is not None)
+    if scheduler:
+        text = script.read_text()
+        assert text.startswith("#!/bin/sh\n")
+        assert f'\nexec {scheduler["command"]} "$@"\n' in text
 
 
 def test_the_shared_template_never_names_a_backend_or_broker():

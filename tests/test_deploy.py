@@ -73,13 +73,14 @@ def compose(project):
     return yaml.safe_load((project / "compose.yaml").read_text())
 
 
-def service_units(project):
+def service_units(project, row=None):
+    """The units, checked against the row when given: a scheduler's unit
+    exactly when the backend has a scheduler process."""
     units = sorted((project / "deploy" / "systemd").glob("*.service"))
-    assert [unit.name.split("-", 1)[1] for unit in units] == [
-        "migrate.service",
-        "web.service",
-        "worker@.service",
-    ]
+    names = [unit.name.split("-", 1)[1] for unit in units]
+    scheduler = "scheduler.service" in names if row is None else row["scheduler"]
+    optional = ["scheduler.service"] if scheduler else []
+    assert names == ["migrate.service", *optional, "web.service", "worker@.service"]
     return units
 
 
@@ -343,8 +344,13 @@ def app_services(row):
     return {"db", "migrate", "mailpit"} | ({row["broker"]} if row["broker"] else set())
 
 
+def processes(row):
+    """The long-running processes: web, worker, and a scheduler if any."""
+    return {"web", "worker"} | ({"scheduler"} if row["scheduler"] else set())
+
+
 def test_compose_has_the_services_of_the_backend(compose, row):
-    assert set(compose["services"]) == app_services(row) | {"web", "worker"}
+    assert set(compose["services"]) == app_services(row) | processes(row)
 
 
 def test_compose_broker_is_persisted_healthchecked_and_not_published(compose, case):
@@ -381,14 +387,15 @@ def assert_healthy_dependencies(services):
 def test_compose_waits_for_healthy_dependencies(compose, row):
     services = compose["services"]
     assert_healthy_dependencies(services)
-    assert set(services["worker"]["depends_on"]) == app_services(row)
-    assert set(services["web"]["depends_on"]) == app_services(row)
+    for name in processes(row):
+        assert set(services[name]["depends_on"]) == app_services(row), name
+        assert services[name]["restart"] == "unless-stopped", name
     assert services["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
     assert "restart" not in services["migrate"]
 
 
-def test_compose_services_run_the_start_scripts(compose):
-    for name in ("migrate", "web", "worker"):
+def test_compose_services_run_the_start_scripts(compose, row):
+    for name in {"migrate", *processes(row)}:
         assert compose["services"][name]["command"] == f"bin/{name}"
 
 
@@ -411,7 +418,8 @@ def test_web_and_worker_share_the_state_volume_when_the_backend_has_one(
 ):
     services = compose["services"]
     shared = ["state:/app/var" in s.get("volumes", []) for s in services.values()]
-    assert sum(shared) == (3 if row["state_volume"] else 0)  # migrate, web, worker
+    # migrate and every process
+    assert sum(shared) == (1 + len(processes(row)) if row["state_volume"] else 0)
     if row["state_volume"]:
         assert services["worker"]["environment"]["STATE_DIRECTORY"] == "/app/var"
         assert "/app/var" in (project / "Dockerfile").read_text()
@@ -444,6 +452,34 @@ def test_worker_stop_signal_and_grace_agree_everywhere(project, compose, row):
     assert unit["Service"]["KillSignal"] == f"SIG{signal_name}"
     assert unit["Service"]["KillMode"] == "mixed"
     assert int(unit["Service"]["TimeoutStopSec"]) == grace
+
+
+def test_the_scheduler_is_one_process_with_its_stop_rule_everywhere(
+    project, compose, row
+):
+    scheduler = row["scheduler"]
+    programs = supervisord_conf(project).sections()
+    assert ("program:scheduler" in programs) == bool(scheduler)
+    assert (project / "bin" / "scheduler").exists() == bool(scheduler)
+    procfile = (project / "Procfile").read_text().splitlines()
+    assert ("scheduler: bin/scheduler" in procfile) == bool(scheduler)
+    if not scheduler:
+        return
+    service = compose["services"]["scheduler"]
+    assert service["stop_signal"] == f"SIG{scheduler['stop_signal']}"
+    assert service["stop_grace_period"] == f"{scheduler['stop_grace_seconds']}s"
+    assert "deploy" not in service  # one replica, never scaled with workers
+    program = supervisord_conf(project)["program:scheduler"]
+    assert program["stopsignal"] == scheduler["stop_signal"]
+    assert int(program["stopwaitsecs"]) == scheduler["stop_grace_seconds"]
+    assert "numprocs" not in program
+    unit = systemd_unit(next(project.glob("deploy/systemd/*-scheduler.service")))
+    assert unit["Service"]["KillSignal"] == f"SIG{scheduler['stop_signal']}"
+    assert unit["Service"]["KillMode"] == "mixed"
+    assert int(unit["Service"]["TimeoutStopSec"]) == scheduler["stop_grace_seconds"]
+    script = (project / "bin" / "scheduler").read_text()
+    assert f'\nexec {scheduler["command"]} "$@"\n' in script
+    assert os.access(project / "bin" / "scheduler", os.X_OK)
 
 
 def test_web_stop_grace_agrees_everywhere_and_outlasts_gunicorns(project, compose):
@@ -498,14 +534,13 @@ def test_systemd_units_verify_cleanly(project, systemd_root):
     assert result.stdout + result.stderr == ""
 
 
-@pytest.mark.parametrize("unit", ["migrate", "web", "worker@"])
-def test_systemd_units_are_hardened(project, unit):
-    path = next(project.glob(f"deploy/systemd/*-{unit}.service"))
-    result = run(project, "systemd-analyze", "security", "--offline=yes", str(path))
-    score = float(
-        re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)[1]
-    )
-    assert score <= 2.0, result.stdout
+def test_systemd_units_are_hardened(project, row):
+    for path in service_units(project, row):
+        result = run(project, "systemd-analyze", "security", "--offline=yes", str(path))
+        score = float(
+            re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)[1]
+        )
+        assert score <= 2.0, (path.name, result.stdout)
 
 
 def test_systemd_units_share_one_sandbox(project):
@@ -528,8 +563,11 @@ def test_systemd_units_run_the_start_scripts_as_the_project_user(project, case):
         assert service["User"] == slug
         assert service["StateDirectory"] == slug
         assert systemd_unit(path)["Unit"]["PartOf"] == f"{slug}.target"
-    for name in ("web", "worker@"):
-        unit = systemd_unit(next(project.glob(f"deploy/systemd/*-{name}.service")))
+    for name in ("web", "worker@", "scheduler"):
+        path = next(project.glob(f"deploy/systemd/*-{name}.service"), None)
+        if path is None:
+            continue
+        unit = systemd_unit(path)
         assert unit["Unit"]["Requires"] == f"{slug}-migrate.service"
         assert unit["Unit"]["After"].startswith(f"{slug}-migrate.service")
         broker = broker_of(case)
@@ -720,16 +758,17 @@ def test_supervisord_runs_web_and_workers_and_lets_the_running_task_finish(
     supervisord, row
 ):
     handle = supervisord
+    programs = 4 if row["scheduler"] else 3
     wait_until(
-        lambda: supervisorctl(handle, "status").count("RUNNING") == 3,
+        lambda: supervisorctl(handle, "status").count("RUNNING") == programs,
         30,
-        "3 programs RUNNING",
+        f"{programs} programs RUNNING",
     )
     status = supervisorctl(handle, "status")
     assert re.search(r"^web\s+RUNNING", status, re.M), status
     assert len(re.findall(r"^worker:worker_\d\d\s+RUNNING", status, re.M)) == 2
     handle["pids"] |= {int(pid) for pid in supervisorctl(handle, "pid", "all").split()}
-    assert len(handle["pids"]) == 3
+    assert len(handle["pids"]) == programs
     serving(f"{handle['url']}/accounts/login/", timeout=30)
     # RUNNING means "up for 1 s"; a worker handles SIGTERM gracefully once
     # its loop has started.
@@ -762,7 +801,8 @@ def test_supervisord_runs_web_and_workers_and_lets_the_running_task_finish(
     stopping = time.monotonic() - started
 
     log = handle["log"].read_text()
-    for program in ("web", "worker_00", "worker_01"):
+    scheduler = ["scheduler"] if row["scheduler"] else []
+    for program in ("web", "worker_00", "worker_01", *scheduler):
         assert f"stopped: {program} (exit status 0)" in log, log
     # The running task finished: its message was accepted, its job is done.
     assert len(handle["inbox"].envelopes) == 1, log

@@ -173,15 +173,25 @@ def test_next_steps_mention_compose_only_with_docker():
 
 
 def test_an_optional_backend_file_left_empty_is_removed_with_its_folder(tmp_path):
-    optional = post_gen.BACKEND_OPTIONAL
+    context = {"project_slug": "notes"}
+    optional = {
+        relative.format(slug="notes"): folder or relative.format(slug="notes")
+        for relative, folder in post_gen.BACKEND_OPTIONAL.items()
+    }
+    assert "deploy/systemd/notes-scheduler.service" in optional
     for relative in optional:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text("\n")
-    post_gen.remove_unfilled(tmp_path)
+    post_gen.remove_unfilled(context, tmp_path)
     assert not any((tmp_path / unused).exists() for unused in optional.values())
 
     for relative in optional:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text('"""Filled by the backend."""\n')
-    post_gen.remove_unfilled(tmp_path)
+    post_gen.remove_unfilled(context, tmp_path)
     assert all((tmp_path / relative).exists() for relative in optional)
+
+
+def test_an_optional_file_of_an_option_answered_no_is_not_looked_for(tmp_path):
+    post_gen.remove_unfilled({"project_slug": "notes"}, tmp_path)  # no error
+    assert list(tmp_path.iterdir()) == []

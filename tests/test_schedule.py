@@ -1,6 +1,7 @@
 """The real schedulers, with a short schedule: each tick runs the task once.
 
-For every backend: the worker processes start as compose.yaml starts them,
+For every backend: the worker processes (and the scheduler, where the
+backend has one) start as compose.yaml starts them,
 on PostgreSQL, with the clean-up's schedule shortened by settings to the
 finest its scheduler keeps (the row's ``schedule_resolution_seconds``: every
 2 s where it counts seconds, every minute on huey). The runs are read from
@@ -81,34 +82,44 @@ def project(request, synced, tmp_path):
     run(project, "createdb", maintenance, database)
     run(project, "bin/migrate", env=env)
     run(project, python(project), "manage.py", "shell", "-c", SEED, env=env)
-    compose = yaml.safe_load((project / "compose.yaml").read_text())
-    command = compose["services"]["worker"]["command"]
+    services = yaml.safe_load((project / "compose.yaml").read_text())["services"]
+    commands = {
+        name: shlex.split(service["command"])
+        for name, service in services.items()
+        if name in {"worker", "scheduler"}
+    }
     return {
         "path": project,
         "env": env,
-        "command": shlex.split(command) if isinstance(command, str) else command,
+        "commands": commands,
         "tick": tick,
         "logs": tmp_path,
     }
 
 
-def workers(project, count, seconds):
-    """Run ``count`` workers for ``seconds``, stop them as compose does, and
+def workers(project, count, seconds, schedulers=1):
+    """Run ``count`` workers for ``seconds``, with ``schedulers`` scheduler
+    processes where the backend has them, stop them all as compose does, and
     return the times the clean-up ran (epoch seconds, from the logs)."""
+    commands = [project["commands"]["worker"]] * count
+    if "scheduler" in project["commands"]:
+        commands += [project["commands"]["scheduler"]] * schedulers
     logs = [
-        (project["logs"] / f"worker-{time.monotonic_ns()}-{n}.log").open("w+")
-        for n in range(count)
+        (
+            project["logs"] / f"{Path(command[-1]).name}-{time.monotonic_ns()}-{n}.log"
+        ).open("w+")
+        for n, command in enumerate(commands)
     ]
     processes = [
         subprocess.Popen(
-            project["command"],
+            command,
             cwd=project["path"],
             env={**os.environ, **project["env"]},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        for log in logs
+        for command, log in zip(commands, logs, strict=True)
     ]
     time.sleep(seconds)
     for process in processes:
@@ -129,7 +140,9 @@ def workers(project, count, seconds):
 def test_each_tick_runs_once_under_two_workers_and_a_restart(project):
     minutes = project["tick"] == 60
     # Two workers for 6.5 ticks (huey: checks at start, +60 s and +120 s).
-    first = workers(project, count=2, seconds=125 if minutes else 13)
+    # Where the scheduler is a process of its own, two of those too: one
+    # started twice by mistake must not double the runs either.
+    first = workers(project, count=2, seconds=125 if minutes else 13, schedulers=2)
     expected = 3 if minutes else 6
     # One run per tick (give or take those at start and stop), not per worker.
     assert expected - 1 <= len(first) <= expected + 1, first

@@ -36,25 +36,25 @@ def remove_unselected(context, root):
 
 
 # Files that only some backends fill (their folder has the file, or their
-# row has the process): optional file -> the folder to remove with it when
-# it renders empty (None: the file alone).
-BACKEND_OPTIONAL = {
-    "core/management/commands/worker.py": "core/management",
-    "bin/scheduler": None,
-    "deploy/systemd/{slug}-scheduler.service": None,
-}
+# row has the process): each is removed when it renders empty, and
+# core/management with them when no command is left.
+BACKEND_OPTIONAL = [
+    "core/management/commands/worker.py",
+    "core/management/commands/scheduler.py",
+    "bin/scheduler",
+    "deploy/systemd/{slug}-scheduler.service",
+]
 
 
 def remove_unfilled(context, root):
     """Delete the optional backend files the chosen backend left empty."""
-    for relative, folder in BACKEND_OPTIONAL.items():
-        file = root / relative.format(slug=context["project_slug"])
-        if not file.exists() or file.read_text().strip():
-            continue
-        if folder is None:
-            file.unlink()
-        else:
-            shutil.rmtree(root / folder)
+    for relative in BACKEND_OPTIONAL:
+        path = root / relative.format(slug=context["project_slug"])
+        if path.exists() and not path.read_text().strip():
+            path.unlink()
+    management = root / "core" / "management"
+    if management.is_dir() and not list(management.glob("commands/[!_]*.py")):
+        shutil.rmtree(management)
 
 
 def write_env(root):

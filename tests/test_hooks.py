@@ -174,22 +174,28 @@ def test_next_steps_mention_compose_only_with_docker():
 
 def test_an_optional_backend_file_left_empty_is_removed_with_its_folder(tmp_path):
     context = {"project_slug": "notes"}
-    optional = {
-        relative.format(slug="notes"): folder or relative.format(slug="notes")
-        for relative, folder in post_gen.BACKEND_OPTIONAL.items()
-    }
+    optional = [path.format(slug="notes") for path in post_gen.BACKEND_OPTIONAL]
     assert "deploy/systemd/notes-scheduler.service" in optional
+    init = tmp_path / "core" / "management" / "commands" / "__init__.py"
+    init.parent.mkdir(parents=True)
+    init.write_text("")
     for relative in optional:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text("\n")
     post_gen.remove_unfilled(context, tmp_path)
-    assert not any((tmp_path / unused).exists() for unused in optional.values())
+    assert not any((tmp_path / relative).exists() for relative in optional)
+    # No command left: the management package goes too.
+    assert not (tmp_path / "core" / "management").exists()
 
+    init.parent.mkdir(parents=True)
+    init.write_text("")
     for relative in optional:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text('"""Filled by the backend."""\n')
+    (tmp_path / optional[0]).write_text("")  # the worker's command left empty
     post_gen.remove_unfilled(context, tmp_path)
-    assert all((tmp_path / relative).exists() for relative in optional)
+    assert [r for r in optional if (tmp_path / r).exists()] == optional[1:]
+    assert init.exists()
 
 
 def test_an_optional_file_of_an_option_answered_no_is_not_looked_for(tmp_path):

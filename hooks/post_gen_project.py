@@ -41,6 +41,7 @@ def remove_unselected(context, root):
 BACKEND_OPTIONAL = [
     "core/management/commands/worker.py",
     "core/management/commands/scheduler.py",
+    "tests/core/test_commands.py",
     "bin/scheduler",
     "deploy/systemd/{slug}-scheduler.service",
 ]

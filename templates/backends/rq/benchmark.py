@@ -31,16 +31,20 @@ def clear():
 
 # django-rq's own command as its documentation starts it (plus the JSON
 # serializer, without which it cannot read the project's jobs), and the
-# worker classes and pool; the best of them is compared with bin/worker.
-RQWORKER = [
-    "python",
-    "manage.py",
-    "rqworker",
-    "--serializer",
-    "rq.serializers.JSONSerializer",
-]
+# other worker class; the best of them is compared with bin/worker.
+def rqworker(*options):
+    return [
+        "python",
+        "manage.py",
+        "rqworker",
+        "--serializer",
+        "rq.serializers.JSONSerializer",
+        *options,
+        settings.RQ_QUEUE,
+    ]
+
+
 RAW = {
-    "CLI default": RQWORKER,
-    "--worker-class SimpleWorker": [*RQWORKER, "--worker-class", "rq.SimpleWorker"],
-    "--worker-class SpawnWorker": [*RQWORKER, "--worker-class", "rq.SpawnWorker"],
+    "CLI default": rqworker(),
+    "--worker-class SimpleWorker": rqworker("--worker-class", "rq.SimpleWorker"),
 }

@@ -13,6 +13,7 @@ from core.models import Status
 from notifications import services, tasks
 from notifications.models import Notification
 from tests.backend import queued
+from tests.conftest import make_client
 from tests.queued import Queued
 
 pytestmark = pytest.mark.django_db
@@ -105,3 +106,31 @@ def test_a_mail_is_queued_once_the_transaction_commits(
         tasks.enqueue_email(**MAIL)
         assert queued(tasks.send_email) == []
     assert queued(tasks.send_email) == [Queued([], MAIL, None)]
+
+
+def test_failed_jobs_are_shown_to_staff_only_who_can_queue_them_again(
+    run_queued_tasks, notification, monkeypatch, django_user_model
+):
+    def broken(notification_id):
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(services, "deliver", broken)
+    tasks.enqueue_delivery(notification.pk)
+    run_queued_tasks()  # the run and its two retries all fail
+    failed = tasks.get_queue(settings.RQ_QUEUE).failed_job_registry
+    (job_id,) = failed.get_job_ids()
+    page = "/admin/django_rq/dashboard/queues/0/failed/"
+
+    staff = make_client(django_user_model.objects.create_superuser("admin"))
+    response = staff.get(page)
+    assert response.status_code == 200
+    assert job_id in response.text
+    for someone in (make_client(notification.owner), make_client()):
+        response = someone.get(page, headers={"Accept": "text/html"})
+        assert response.status_code == 302
+        assert response["Location"].startswith("/admin/login/")
+
+    response = staff.post(f"/admin/django_rq/dashboard/queues/0/{job_id}/requeue/")
+    assert response.status_code == 302
+    assert failed.get_job_ids() == []
+    assert queued(tasks.send_notification) == [Queued([notification.pk], {}, None)]

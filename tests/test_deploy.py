@@ -777,6 +777,12 @@ def test_supervisord_runs_web_and_workers_and_lets_the_running_task_finish(
         30,
         "both workers to start",
     )
+    if row["scheduler"]:
+        wait_until(
+            lambda: row["scheduler"]["ready_marker"] in handle["log"].read_text(),
+            30,
+            "the scheduler to start",
+        )
     wait_until(
         lambda: all(catches(pid) for pid in handle["pids"]),
         30,

@@ -129,6 +129,8 @@ def test_failed_jobs_are_shown_to_staff_only_who_can_queue_them_again(
         response = someone.get(page, headers={"Accept": "text/html"})
         assert response.status_code == 302
         assert response["Location"].startswith("/admin/login/")
+    # Its JSON figures too: staff, or a bearer token only if RQ_API_TOKEN is set.
+    assert make_client().get("/admin/django_rq/dashboard/stats.json").status_code == 401
 
     response = staff.post(f"/admin/django_rq/dashboard/queues/0/{job_id}/requeue/")
     assert response.status_code == 302

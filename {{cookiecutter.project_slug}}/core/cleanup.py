@@ -14,6 +14,8 @@ from django.utils import timezone
 
 from photos import services as photos
 
+from . import throttle
+
 logger = logging.getLogger(__name__)
 
 
@@ -26,6 +28,7 @@ def clean_up(prune_queue=None):
         "orphaned files": photos.delete_orphaned_files(
             before=now - timedelta(hours=settings.CLEANUP_ORPHAN_HOURS)
         ),
+        "expired login counts": throttle.delete_expired(),
     }
     if prune_queue is not None:
         counts["finished queue records"] = prune_queue(before=retention)

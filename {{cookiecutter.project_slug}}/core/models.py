@@ -41,8 +41,8 @@ class Job(models.Model):
 class Throttle(models.Model):
     """How often one client or account tried one action in one time window.
 
-    Written by core/throttle.py; a row is useless once expired and deleted
-    by the next count.
+    Written by core/throttle.py; a row is useless once expired, and deleted
+    by the nightly clean-up (core/cleanup.py).
     """
 
     key = models.CharField(max_length=64, primary_key=True)

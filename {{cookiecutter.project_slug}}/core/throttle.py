@@ -8,7 +8,10 @@ The counts live in the database: every web process and thread shares them
 without a cache server, and PostgreSQL's row lock makes each count exact
 under a burst of parallel requests. A key is an HMAC keyed with SECRET_KEY,
 so the table holds neither addresses nor user names, and cannot be reversed
-by hashing every IPv4 address.
+by hashing every IPv4 address. A key names its window, so a row past its
+window is never counted again: the nightly clean-up deletes those
+(``delete_expired``), not each attempt, whose transactions would otherwise
+all wait on one another to delete the same rows.
 """
 
 import ipaddress
@@ -49,15 +52,19 @@ def count(action, subject):
     ).hexdigest()
     expires_at = datetime.fromtimestamp(start + window, UTC)
     with transaction.atomic():
-        Throttle.objects.filter(
-            expires_at__lte=datetime.fromtimestamp(current, UTC)
-        ).delete()
         Throttle.objects.get_or_create(key=key, defaults={"expires_at": expires_at})
         # The row lock taken here orders parallel attempts at the same key.
         Throttle.objects.filter(key=key).update(count=F("count") + 1)
         attempts = Throttle.objects.values_list("count", flat=True).get(key=key)
     if attempts > limit:
         raise Throttled(retry_after=math.ceil(start + window - current))
+
+
+def delete_expired():
+    """Delete the counts of windows that are over; return how many."""
+    over = datetime.fromtimestamp(now(), UTC)
+    deleted, _ = Throttle.objects.filter(expires_at__lte=over).delete()
+    return deleted
 
 
 def client_address(request):

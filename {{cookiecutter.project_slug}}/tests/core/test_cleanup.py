@@ -8,7 +8,7 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from core import cleanup
-from core.models import Status
+from core.models import Status, Throttle
 from photos.models import Photo
 from tests import images
 
@@ -46,7 +46,11 @@ def test_deletes_old_unfinished_photos_and_old_orphans_only(owner, media_root):
 
     counts = cleanup.clean_up()
 
-    assert counts == {"unfinished photos": 2, "orphaned files": 1}
+    assert counts == {
+        "unfinished photos": 2,
+        "orphaned files": 1,
+        "expired login counts": 0,
+    }
     assert set(Photo.objects.all()) == {old_done, recent_failed}
     for gone in (old_failed, old_pending):
         assert not (media_root / gone.image.name).exists()
@@ -61,7 +65,7 @@ def test_a_second_run_finds_nothing(owner, media_root):
     photo(owner, Status.RUNNING, days_old=30)
     orphan(media_root, "old.png", hours_old=48)
     cleanup.clean_up()
-    assert cleanup.clean_up() == {"unfinished photos": 0, "orphaned files": 0}
+    assert set(cleanup.clean_up().values()) == {0}
 
 
 def test_the_backend_prunes_its_queue_past_the_retention(settings):
@@ -80,4 +84,12 @@ def test_the_backend_prunes_its_queue_past_the_retention(settings):
 
 def test_nothing_to_do_on_an_empty_media_root(media_root):
     assert not media_root.exists()
-    assert cleanup.clean_up() == {"unfinished photos": 0, "orphaned files": 0}
+    assert set(cleanup.clean_up().values()) == {0}
+
+
+def test_deletes_the_login_counts_of_windows_that_are_over():
+    now = timezone.now()
+    for key, expires_at in [("over", now), ("open", now + timedelta(seconds=60))]:
+        Throttle.objects.create(key=key, count=3, expires_at=expires_at)
+    assert cleanup.clean_up()["expired login counts"] == 1
+    assert list(Throttle.objects.values_list("key", flat=True)) == ["open"]

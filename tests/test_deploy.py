@@ -73,13 +73,12 @@ def compose(project):
     return yaml.safe_load((project / "compose.yaml").read_text())
 
 
-def service_units(project, row=None):
-    """The units, checked against the row when given: a scheduler's unit
-    exactly when the backend has a scheduler process."""
+def service_units(project, row):
+    """The units, checked against the row: a scheduler's unit exactly when
+    the backend has a scheduler process."""
     units = sorted((project / "deploy" / "systemd").glob("*.service"))
     names = [unit.name.split("-", 1)[1] for unit in units]
-    scheduler = "scheduler.service" in names if row is None else row["scheduler"]
-    optional = ["scheduler.service"] if scheduler else []
+    optional = ["scheduler.service"] if row["scheduler"] else []
     assert names == ["migrate.service", *optional, "web.service", "worker@.service"]
     return units
 
@@ -520,8 +519,8 @@ def systemd_root(project, tmp_path_factory):
     return root
 
 
-def test_systemd_units_verify_cleanly(project, systemd_root):
-    units = [unit.name.replace("@.", "@1.") for unit in service_units(project)]
+def test_systemd_units_verify_cleanly(project, row, systemd_root):
+    units = [unit.name.replace("@.", "@1.") for unit in service_units(project, row)]
     result = run(
         systemd_root,
         "systemd-analyze",
@@ -543,18 +542,18 @@ def test_systemd_units_are_hardened(project, row):
         assert score <= 2.0, (path.name, result.stdout)
 
 
-def test_systemd_units_share_one_sandbox(project):
+def test_systemd_units_share_one_sandbox(project, row):
     def sandbox(path):
         text = path.read_text()
         return text[text.index("\nNoNewPrivileges=") :].split("\n[")[0].strip()
 
-    sandboxes = {sandbox(path) for path in service_units(project)}
+    sandboxes = {sandbox(path) for path in service_units(project, row)}
     assert len(sandboxes) == 1
 
 
-def test_systemd_units_run_the_start_scripts_as_the_project_user(project, case):
+def test_systemd_units_run_the_start_scripts_as_the_project_user(project, case, row):
     slug = project.name
-    for path in service_units(project):
+    for path in service_units(project, row):
         name = path.name.removeprefix(f"{slug}-").split("@")[0].split(".")[0]
         service = systemd_unit(path)["Service"]
         assert service["ExecStart"] == f"/srv/{slug}/bin/{name}"

@@ -43,25 +43,21 @@ def database_url():
     )
 
 
-@pytest.fixture
-def worker(smtp_server, media_root, worker_env, tmp_path):
-    log = tmp_path / "worker.log"
+def start_worker(log, args=(), **env):
+    """bin/worker as a process of its own, on the test database, logging to
+    ``log``; ``env`` says what else it knows (media, mail server, queue)."""
     env = {
         **os.environ,
-        **worker_env,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "DATABASE_URL": database_url(),
-        "MEDIA_ROOT": str(media_root),
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(smtp_server.port),
-        "EMAIL_USE_TLS": "false",
         "DEBUG": "false",
         # The same key as this process: queued messages may be signed with it.
         "SECRET_KEY": settings.SECRET_KEY,
+        **env,
     }
     with log.open("w") as output:
         process = subprocess.Popen(
-            [PROJECT / "bin" / "worker"],
+            [PROJECT / "bin" / "worker", *args],
             cwd=PROJECT,
             env=env,
             stdout=output,
@@ -70,6 +66,19 @@ def worker(smtp_server, media_root, worker_env, tmp_path):
             start_new_session=True,
         )
     process.log = log
+    return process
+
+
+@pytest.fixture
+def worker(smtp_server, media_root, worker_env, tmp_path):
+    process = start_worker(
+        tmp_path / "worker.log",
+        **worker_env,
+        MEDIA_ROOT=str(media_root),
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(smtp_server.port),
+        EMAIL_USE_TLS="false",
+    )
     yield process
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)

@@ -3,19 +3,15 @@ in place after --max-jobs and goes on working."""
 
 import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.files.base import ContentFile
 
 from core.models import Status
 from photos import tasks
 from photos.models import Photo
 from tests import images
-from tests.test_worker import database_url, settle, wait_for_log
+from tests.test_worker import settle, start_worker, wait_for_log
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -31,25 +27,13 @@ def test_the_worker_starts_afresh_in_place_after_max_jobs(
     ]
     for photo in photos:
         tasks.enqueue_thumbnail(photo.pk)
-    log = tmp_path / "worker.log"
-    env = {
-        **os.environ,
+    worker = start_worker(
+        tmp_path / "worker.log",
+        ["--max-jobs", "2"],
         **worker_env,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "DATABASE_URL": database_url(),
-        "MEDIA_ROOT": str(media_root),
-        "DEBUG": "false",
-        "SECRET_KEY": settings.SECRET_KEY,
-    }
-    with log.open("w") as output:
-        worker = subprocess.Popen(
-            [Path(settings.BASE_DIR) / "bin" / "worker", "--max-jobs", "2"],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    worker.log = log
+        MEDIA_ROOT=str(media_root),
+    )
+    log = worker.log
     try:
         for photo in photos:
             assert settle(Photo, photo.pk, worker).status == Status.DONE

@@ -16,8 +16,9 @@ from dotenv import load_dotenv
 BASE_DIR = Path(__file__).resolve().parent.parent
 DOMAIN_NAME = "{{ cookiecutter.domain_name }}"
 
-# Values already in the environment win over the file.
-load_dotenv(BASE_DIR / ".env")
+# Values already in the environment win over the file. ENV_FILE names
+# another file (deploy/supervisord: /etc/<project>/env, outside the code).
+load_dotenv(os.environ.get("ENV_FILE") or BASE_DIR / ".env")
 
 
 def env_bool(name, default=False):
@@ -118,10 +119,16 @@ THROTTLES = {
 
 # Database ------------------------------------------------------------------
 
+# Files the processes write besides media (SQLite databases): systemd sets
+# STATE_DIRECTORY (the units' StateDirectory=), and so does the Docker image,
+# whose code in /app is read-only to the app user; in development, files sit
+# beside manage.py (git-ignored).
+STATE_DIR = Path(os.environ.get("STATE_DIRECTORY") or BASE_DIR)
+
 # An empty DATABASE_URL (as in .env.example) means SQLite too.
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        os.environ.get("DATABASE_URL") or f"sqlite:///{STATE_DIR / 'db.sqlite3'}",
         conn_max_age=60,
         conn_health_checks=True,
     )

@@ -1,5 +1,6 @@
 """Making a thumbnail of an uploaded photo: plain functions, no task queue."""
 
+import logging
 import uuid
 
 from django.conf import settings
@@ -9,6 +10,8 @@ from core.models import Status
 
 from .images import ImageRejected, thumbnail
 from .models import Photo
+
+logger = logging.getLogger(__name__)
 
 
 def make_thumbnail(photo_id):
@@ -20,6 +23,8 @@ def make_thumbnail(photo_id):
     """
     photo = Photo.objects.get(pk=photo_id)
     if photo.status == Status.DONE:
+        # A task run again after its worker died once the photo was saved.
+        logger.info("Photo %s: thumbnail already made", photo_id)
         return
     photo.set_status(Status.RUNNING)
     try:
@@ -29,6 +34,7 @@ def make_thumbnail(photo_id):
             data, settings.PHOTO_THUMBNAIL_SIZE, settings.PHOTO_DECODE_SECONDS
         )
     except ImageRejected as exc:
+        logger.warning("Photo %s: refused: %s", photo_id, exc)
         photo.set_status(Status.FAILED, str(exc))
         return
     except Exception:
@@ -39,6 +45,7 @@ def make_thumbnail(photo_id):
     photo.width, photo.height = width, height
     photo.status = Status.DONE
     photo.save(update_fields=["thumbnail", "width", "height", "status", "updated_at"])
+    logger.info("Photo %s: thumbnail made (%dx%d)", photo_id, width, height)
 
 
 def delete_unfinished(*, before):

@@ -39,13 +39,17 @@ def test_applies_the_exif_orientation(owner):
         assert not thumbnail.getexif()
 
 
-def test_truncated_image_fails_with_a_message(owner):
+def test_truncated_image_fails_with_a_message(owner, caplog):
     photo = photo_of(owner, images.truncated_png())
     services.make_thumbnail(photo.pk)
     photo.refresh_from_db()
     assert photo.status == Status.FAILED
     assert photo.error == "The image is truncated or corrupt."
     assert not photo.thumbnail
+    # The worker's log says which photo failed and why.
+    assert f"Photo {photo.pk}: refused: The image is truncated or corrupt." in (
+        caplog.text
+    )
 
 
 def test_bomb_that_skipped_the_form_fails_in_the_worker(owner):

@@ -1,8 +1,8 @@
 # huey, through its Django integration (huey.contrib.djhuey), with its queue
-# in a SQLite file: no broker to run. Web and worker must share that file,
-# so they run on one machine (compose: a shared volume; systemd: the units'
-# StateDirectory). Tasks are @db_task functions run by `manage.py run_huey`
-# (see bin/worker for the consumer's options).
+# in a SQLite file: no broker to run. Web and worker must share that file, so
+# they run on one machine (compose: a shared volume; systemd: the units'
+# StateDirectory). Tasks are @db_task functions run by `manage.py worker`
+# (huey's `run_huey`; see bin/worker for the consumer's options).
 from huey.serializer import SignedSerializer
 
 INSTALLED_APPS += ["huey.contrib.djhuey"]
@@ -18,11 +18,9 @@ HUEY = {
     # huey's messages are pickles: signed with SECRET_KEY, a message that
     # anyone else wrote into the file is refused instead of unpickled.
     "serializer": SignedSerializer(secret=SECRET_KEY, salt="huey"),
-    # systemd sets STATE_DIRECTORY (StateDirectory=) and so does compose.yaml;
-    # in development the file sits beside manage.py (git-ignored).
-    "filename": str(
-        Path(os.environ.get("STATE_DIRECTORY") or BASE_DIR) / "huey.sqlite3"
-    ),
+    # In STATE_DIR (see Database above): compose.yaml gives it a volume
+    # that web and worker share.
+    "filename": str(STATE_DIR / "huey.sqlite3"),
     # Seconds a writer waits for the file's lock before the call fails.
     "timeout": 10,
 }

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core import forks
+
 CORRUPT = "The image is truncated or corrupt."
 
 
@@ -75,8 +77,10 @@ def thumbnail(data, size, seconds):
     workers run tasks in daemonic processes, which may not have children.)
     """
     read_end, write_end = os.pipe()
+    worker = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: decode, send the outcome, exit at once
+        forks.die_with(worker)  # a killed worker leaves no decoder behind
         os.close(read_end)
         _decode_and_report(data, size, write_end)
     os.close(write_end)

@@ -16,11 +16,13 @@ from urllib.parse import quote
 
 import pytest
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
 from core.models import Status
 from notifications.models import Notification
+from photos import tasks as photo_tasks
 from photos.models import Photo
 from tests import images
 
@@ -180,3 +182,66 @@ def wait_for_log(worker, text, timeout=30):
 
 def _file(data):
     return SimpleUploadedFile("upload.png", data)
+
+
+def test_what_the_worker_forks_dies_with_it(owner, media_root, worker_env, tmp_path):
+    """Killed alone, as supervisord's restart or the OOM killer leave it, the
+    worker takes what it forked along (core/forks.py): a photo's decoder
+    busy with a slow image, and its task library's own processes."""
+    photo = Photo.objects.create(
+        owner=owner,
+        # About 9 s of decoding: the decoder is busy when the worker dies.
+        image=ContentFile(images.many_scan_jpeg(scans=60_000), name="slow.jpg"),
+    )
+    worker = start_worker(
+        tmp_path / "worker.log",
+        **worker_env,
+        MEDIA_ROOT=str(media_root),
+        PHOTO_DECODE_SECONDS="60",
+    )
+    try:
+        wait_until_ready(worker)
+        time.sleep(1)  # the task library's processes have started
+        idle = descendants(worker.pid)
+        photo_tasks.enqueue_thumbnail(photo.pk)
+        deadline = time.monotonic() + 30
+        while not descendants(worker.pid) - idle:  # the decoder
+            assert time.monotonic() < deadline, worker.log.read_text()
+            time.sleep(0.05)
+        forked = descendants(worker.pid)
+        os.kill(worker.pid, signal.SIGKILL)  # the worker alone, not its group
+        worker.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while left := {pid for pid in forked if process_state(pid) not in {None, "Z"}}:
+            assert time.monotonic() < deadline, f"{left} outlived the worker"
+            time.sleep(0.1)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+
+def descendants(pid):
+    """The ids of the processes ``pid`` forked, and theirs (Linux /proc)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # "pid (name) state ppid ...": the name may hold spaces.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), set()).add(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def process_state(pid):
+    """The state letter of process ``pid`` (Z: exited, not reaped yet), or
+    None once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return None
+    return re.search(r"^State:\s+(\S)", status, re.M)[1]

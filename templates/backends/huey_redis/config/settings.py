@@ -1,6 +1,6 @@
 # huey, through its Django integration (huey.contrib.djhuey): tasks are
-# @db_task functions, queued in Redis, run by `manage.py run_huey` (see
-# bin/worker for the consumer's options).
+# @db_task functions, queued in Redis, run by `manage.py worker` (huey's
+# `run_huey`; see bin/worker for the consumer's options).
 import redis
 from huey.serializer import SignedSerializer
 

@@ -18,6 +18,10 @@ with the benchmark's figures):
   a worker waits for a job), then runs it again if its ``Retry`` allows.
 - SIGTERM (or SIGINT) lets the running job finish; a second one stops it,
   and the job is retried like one whose worker died.
+- What the worker forks (RQ's scheduler process) dies with it, even when
+  the worker alone is killed (core/forks.py): left running, the scheduler
+  held a copy of the worker's Redis connection, so Redis kept the dead
+  worker's wait for a job open and handed it the next job, taken by no one.
 """
 
 import logging
@@ -32,6 +36,8 @@ from django_rq.workers import get_worker
 from redis.exceptions import ConnectionError
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
+
+from core import forks
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +84,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, max_jobs, verbosity, **options):
+        forks.children_die_with_this_process()
         worker = get_worker(
             settings.RQ_QUEUE, worker_class=Worker, serializer=JSONSerializer
         )

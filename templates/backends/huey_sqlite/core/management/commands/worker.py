@@ -1,0 +1,1 @@
+{% include "backends/huey_redis/core/management/commands/worker.py" %}

@@ -44,3 +44,32 @@ def synced(baked):
         return project
 
     return sync
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that ran services reports the end of their logs.
+
+    The processes ran in the background: without their logs, a timeout in
+    CI says nothing of what the worker was doing. A fixture value that is a
+    dict with ``logs`` (a folder of ``*.log`` files) or ``report`` (a
+    callable giving {name: text}) says where they are.
+    """
+    report = yield
+    if not report.failed:
+        return report
+    for value in getattr(item, "funcargs", {}).values():
+        if not isinstance(value, dict):
+            continue
+        logs = {}
+        if "logs" in value:
+            for log in sorted(Path(value["logs"]).glob("*.log")):
+                logs[log.name] = log.read_text(errors="replace")
+        if callable(value.get("report")):
+            logs.update(value["report"]())
+        for name, text in logs.items():
+            tail = "\n".join(text.splitlines()[-60:])
+            report.sections.append((f"{name} (last lines)", tail))
+        if logs:
+            break
+    return report

@@ -1,6 +1,7 @@
 """HTTP helpers for tests that drive a running web process, as a user would."""
 
 import asyncio
+import io
 import re
 import signal
 import socket
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+from PIL import Image
 
 PASSWORD = "e2e-password-not-secret"  # noqa: S105
 
@@ -30,8 +32,9 @@ def wait_until(condition, timeout, what):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def login(stack, username):
-    client = httpx.Client(base_url=stack["url"], timeout=10)
+def login(stack, username, **options):
+    """A client logged in as ``username``; ``options`` go to httpx.Client."""
+    client = httpx.Client(base_url=stack["url"], timeout=10, **options)
     client.get("/accounts/login/")
     response = client.post(
         "/accounts/login/",
@@ -48,6 +51,52 @@ def login(stack, username):
 def post(client, url, **kwargs):
     token = client.cookies["csrftoken"]
     return client.post(url, headers={"X-CSRFToken": token}, **kwargs)
+
+
+def notify(client, subject, recipients=("a@example.org",)):
+    """POST a notification as the API client does; its status URL."""
+    response = post(
+        client,
+        "/notifications/",
+        data={"subject": subject, "message": "m", "recipients": "\n".join(recipients)},
+    )
+    assert response.status_code == 202, response.text
+    return response.json()["status_url"]
+
+
+def sending(client, subject, count=4, recipients=200):
+    """Queue ``count`` notifications of ``recipients`` each; the status of
+    the first seen sending (running, some sent), and all their status URLs.
+
+    Many, so that a stop signal can be sent while one is mid-way.
+    """
+    to = [f"s{i}@example.org" for i in range(recipients)]
+    urls = [notify(client, f"{subject} {n}", to) for n in range(count)]
+
+    def running():
+        bodies = [client.get(url).json() for url in urls]
+        return next((b for b in bodies if b["status"] == "running" and b["sent"]), None)
+
+    return wait_until(running, 60, "a notification to be sending"), urls
+
+
+def mailpit_recipients(mailpit_url, subject):
+    """The recipients of the messages with ``subject`` in Mailpit's API."""
+    answer = httpx.get(f"{mailpit_url}/api/v1/messages?limit=2000", timeout=10)
+    answer.raise_for_status()
+    return sorted(
+        to["Address"]
+        for message in answer.json()["messages"]
+        if message["Subject"] == subject
+        for to in message["To"]
+    )
+
+
+def noise_png(size):
+    """A PNG that takes the worker a moment to decode (noise compresses badly)."""
+    buffer = io.BytesIO()
+    Image.effect_noise(size, 60).convert("RGB").save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def settled(client, status_url, timeout=30):

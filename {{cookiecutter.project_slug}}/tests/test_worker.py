@@ -190,8 +190,8 @@ def test_what_the_worker_forks_dies_with_it(owner, media_root, worker_env, tmp_p
     busy with a slow image, and its task library's own processes."""
     photo = Photo.objects.create(
         owner=owner,
-        # About 9 s of decoding: the decoder is busy when the worker dies.
-        image=ContentFile(images.many_scan_jpeg(scans=60_000), name="slow.jpg"),
+        # About 10 s of decoding: the decoder is busy when the worker dies.
+        image=ContentFile(images.many_scan_jpeg(scans=200_000), name="slow.jpg"),
     )
     worker = start_worker(
         tmp_path / "worker.log",

@@ -54,6 +54,12 @@ BROKER_KEYS = {
     "port": int,
     "service": dict,
     "systemd_unit": str,
+    # On a server (the README's guide): Debian's package of the broker, its
+    # address there, and the commands that make it keep what it is given
+    # across restarts.
+    "debian_package": str,
+    "server_url": str,
+    "server_setup": list,
 }
 DELIVERY = {"at-most-once", "at-least-once"}
 

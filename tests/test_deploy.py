@@ -11,6 +11,7 @@ import contextlib
 import fnmatch
 import io
 import os
+import pwd
 import re
 import shlex
 import shutil
@@ -90,10 +91,20 @@ def systemd_unit(path):
     return parser
 
 
+def supervisord_programs(project):
+    """deploy/supervisord/<slug>.conf: the file that conf.d includes."""
+    return project / "deploy" / "supervisord" / f"{project.name}.conf"
+
+
 def supervisord_conf(project):
+    """The programs file, with sections named as in the other files (web, ...)."""
     parser = configparser.ConfigParser(interpolation=None)
-    parser.read(project / "deploy" / "supervisord" / "supervisord.conf")
-    return parser
+    parser.read(supervisord_programs(project))
+    prefix = f"program:{project.name}-"
+    renamed = configparser.ConfigParser(interpolation=None)
+    for name in parser.sections():
+        renamed[name.replace(prefix, "program:")] = parser[name]
+    return renamed
 
 
 def prepare_release(project, env, username):
@@ -419,15 +430,37 @@ def test_web_and_worker_share_the_state_volume_when_the_backend_has_one(
     shared = ["state:/app/var" in s.get("volumes", []) for s in services.values()]
     # migrate and every process
     assert sum(shared) == (1 + len(processes(row)) if row["state_volume"] else 0)
-    if row["state_volume"]:
-        assert services["worker"]["environment"]["STATE_DIRECTORY"] == "/app/var"
-        assert "/app/var" in (project / "Dockerfile").read_text()
+    # The image says where state goes, whatever the backend (SQLite too).
+    assert "STATE_DIRECTORY=/app/var" in (project / "Dockerfile").read_text()
 
 
 def test_compose_file_has_no_blank_line_runs(project):
     lines = (project / "compose.yaml").read_text().splitlines()
     assert not [i for i, line in enumerate(lines) if line == "" == lines[i - 1]]
     assert lines[-1].strip()
+
+
+def test_supervisord_programs_fit_the_servers_layout(project, row):
+    """Included from conf.d by a root supervisord under an init system: no
+    path relative to the file, no /dev/stdout (a journal socket there), and
+    never root for the programs."""
+    text = supervisord_programs(project).read_text()
+    assert "%(here)s" not in text
+    assert "/dev/stdout" not in text
+    conf = supervisord_conf(project)
+    programs = [name for name in conf.sections() if name.startswith("program:")]
+    assert len(programs) == len(processes(row))
+    slug = project.name
+    group = conf[f"group:{slug}"]["programs"].split(",")
+    assert sorted(group) == sorted(f"{slug}-{p.split(':')[1]}" for p in programs)
+    for name in programs:
+        program = conf[name]
+        assert program["user"] == slug
+        assert program["command"].startswith(f"/srv/{slug}/bin/")
+        assert program["directory"] == f"/srv/{slug}"
+        assert f'ENV_FILE="/etc/{slug}/env"' in program["environment"]
+        assert program["stdout_logfile"].startswith(f"/var/log/{slug}/")
+        assert program["redirect_stderr"] == "true"
 
 
 # Stop rules: the same in compose, supervisord and systemd ---------------------
@@ -516,6 +549,9 @@ def systemd_root(project, tmp_path_factory):
     )
     shutil.copytree(project / "deploy" / "systemd", root / "etc/systemd/system")
     shutil.copytree(project / "bin", root / "srv" / project.name / "bin")
+    # ExecReload= of the web unit.
+    (root / "bin").mkdir()
+    shutil.copy(shutil.which("kill"), root / "bin" / "kill")
     return root
 
 
@@ -691,17 +727,43 @@ def test_web_and_worker_stay_inside_the_systemd_sandbox(synced, case, tmp_path):
 # supervisord, for real ------------------------------------------------------
 
 
+def supervisord_main(folder, programs):
+    """A main config as Debian's supervisor package ships one: supervisord
+    in the foreground under an init system, programs included from a file."""
+    main = folder / "supervisord.conf"
+    main.write_text(
+        "[supervisord]\n"
+        "nodaemon=true\n"
+        f"logfile={folder / 'supervisord.log'}\n"
+        f"pidfile={folder / 'supervisord.pid'}\n"
+        f"childlogdir={folder}\n"
+        "[unix_http_server]\n"
+        f"file={folder / 'supervisor.sock'}\n"
+        "chmod=0700\n"
+        "[rpcinterface:supervisor]\n"
+        "supervisor.rpcinterface_factory = "
+        "supervisor.rpcinterface:make_main_rpcinterface\n"
+        "[supervisorctl]\n"
+        f"serverurl=unix://{folder / 'supervisor.sock'}\n"
+        "[include]\n"
+        f"files = {programs}\n"
+    )
+    return main
+
+
 @pytest.fixture
 def supervisord(synced, case, row, smtp, tmp_path):
-    """supervisord running the project's web and workers, stopped after."""
+    """supervisord running the project's web and workers, stopped after.
+
+    deploy/supervisord/<slug>.conf is included as the guide says, with its
+    server paths (/srv, /etc, /var/log) and user moved to this test's: each
+    replaced line must be found, so a change to the file cannot escape.
+    """
     project = synced(case)
+    slug = project.name
     inbox, smtp_port = smtp
-    # A socket's path has at most 107 bytes, and supervisor.sock sits beside
-    # the config: use the checkout through a short link (as one would deploy
-    # from a deeply nested folder), not pytest's long temporary path.
-    short = Path(tempfile.mkdtemp(prefix="offload-", dir="/tmp"))
-    (short / "app").symlink_to(project)
-    conf = short / "app" / "deploy" / "supervisord" / "supervisord.conf"
+    # A socket's path has at most 107 bytes: not pytest's long temporary path.
+    folder = Path(tempfile.mkdtemp(prefix="offload-", dir="/tmp"))
     port = free_port()
     env = {
         **production_env(f"supervisord_{case}", case),
@@ -712,21 +774,40 @@ def supervisord(synced, case, row, smtp, tmp_path):
         "MEDIA_ROOT": str(tmp_path / "media"),
         "PORT": str(port),
     }
-    # No PATH to the venv: supervisord.conf must give it to the programs.
     prepare_release(project, env, "sue")
-    log = tmp_path / "supervisord.log"
+    # The settings reach the programs only through the env file (ENV_FILE).
+    env_file = folder / "env"
+    env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
+    logs = folder / "log"
+    logs.mkdir()
+    text = supervisord_programs(project).read_text()
+    for old, new in [
+        (f"/srv/{slug}", str(project)),
+        (f"/etc/{slug}/env", str(env_file)),
+        (f"/var/log/{slug}/", f"{logs}/"),
+        (f"user={slug}\n", f"user={pwd.getpwuid(os.getuid()).pw_name}\n"),
+    ]:
+        assert old in text, old
+        text = text.replace(old, new)
+    programs = folder / f"{slug}.conf"
+    programs.write_text(text)
+    conf = supervisord_main(folder, programs)
+    # supervisord's own environment: nothing of the project's.
+    bare = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     process = subprocess.Popen(
         [BIN / "supervisord", "-n", "-c", conf],
-        cwd=project,
-        env={**os.environ, **env},
-        stdout=log.open("w"),
+        cwd="/",
+        env=bare,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
     handle = {
         "process": process,
         "project": project,
+        "slug": slug,
         "conf": conf,
-        "log": log,
+        "log": folder / "supervisord.log",
+        "logs": logs,
         "url": f"http://127.0.0.1:{port}",
         "inbox": inbox,
         "env": env,
@@ -739,7 +820,11 @@ def supervisord(synced, case, row, smtp, tmp_path):
         # supervisord's programs lead their own process groups: if it had to
         # be killed, they are still running.
         kill_groups(handle["pids"])
-        shutil.rmtree(short)
+        shutil.rmtree(folder)
+
+
+def program_logs(handle):
+    return "".join(path.read_text() for path in sorted(handle["logs"].glob("*.log")))
 
 
 def supervisorctl(handle, *args):
@@ -764,21 +849,22 @@ def test_supervisord_runs_web_and_workers_and_lets_the_running_task_finish(
         f"{programs} programs RUNNING",
     )
     status = supervisorctl(handle, "status")
-    assert re.search(r"^web\s+RUNNING", status, re.M), status
-    assert len(re.findall(r"^worker:worker_\d\d\s+RUNNING", status, re.M)) == 2
+    slug = handle["slug"]
+    assert re.search(rf"^{slug}:web\s+RUNNING", status, re.M), status
+    assert len(re.findall(rf"^{slug}:worker_\d\d\s+RUNNING", status, re.M)) == 2
     handle["pids"] |= {int(pid) for pid in supervisorctl(handle, "pid", "all").split()}
     assert len(handle["pids"]) == programs
     serving(f"{handle['url']}/accounts/login/", timeout=30)
     # RUNNING means "up for 1 s"; a worker handles SIGTERM gracefully once
     # its loop has started.
     wait_until(
-        lambda: handle["log"].read_text().count(row["ready_marker"]) == 2,
+        lambda: program_logs(handle).count(row["ready_marker"]) == 2,
         30,
         "both workers to start",
     )
     if row["scheduler"]:
         wait_until(
-            lambda: row["scheduler"]["ready_marker"] in handle["log"].read_text(),
+            lambda: row["scheduler"]["ready_marker"] in program_logs(handle),
             30,
             "the scheduler to start",
         )

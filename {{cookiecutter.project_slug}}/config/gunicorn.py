@@ -9,9 +9,12 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-# The same .env as config/settings.py, read before gunicorn reads PORT and
-# WEB_CONCURRENCY; values already in the environment win.
-load_dotenv(Path(__file__).resolve().parent.parent / ".env")
+# The same file as config/settings.py (ENV_FILE, else .env), read before
+# gunicorn reads PORT and WEB_CONCURRENCY; values already in the
+# environment win.
+load_dotenv(
+    os.environ.get("ENV_FILE") or Path(__file__).resolve().parent.parent / ".env"
+)
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))

@@ -278,7 +278,7 @@ def test_hostile_uploads_never_fail_the_server_and_all_finish(stack, alice, imag
     than the decode budget.
     """
     # First, a JPEG that passes every check of the view and would take the
-    # worker about 20 s to decode (measured here; 4× the budget, so that a
+    # worker about 20 s to decode (measured here; 4 times the budget, so that a
     # faster machine still meets it); then the rest, which must not wait.
     uploads = [images.many_scan_jpeg(scans=400_000), images.chunk_bomb_png()]
     uploads += [

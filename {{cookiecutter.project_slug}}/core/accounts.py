@@ -16,13 +16,23 @@ from . import throttle
 
 
 class ThrottledMixin:
-    """Count each POST against the client's address for ``action``."""
+    """Count each POST against the limits of ``action``; answer 429 past one."""
 
     action = None
 
+    def counted(self, request):
+        """The (THROTTLES key, subject) pairs a POST counts against, in order.
+
+        The client's address comes first, and counting stops at the first
+        limit passed: a client over its own limit counts against no account,
+        so one address cannot lock many accounts out.
+        """
+        return [(f"{self.action}/address", throttle.client_address(request))]
+
     def post(self, request, *args, **kwargs):
         try:
-            throttle.count(f"{self.action}/address", throttle.client_address(request))
+            for name, subject in self.counted(request):
+                throttle.count(name, subject)
         except throttle.Throttled as exc:
             return self.throttled(exc)
         return super().post(request, *args, **kwargs)
@@ -47,13 +57,9 @@ class ThrottledMixin:
 class LoginView(ThrottledMixin, views.LoginView):
     action = "login"
 
-    def post(self, request, *args, **kwargs):
+    def counted(self, request):
         username = request.POST.get("username", "").strip().lower()
-        try:
-            throttle.count("login/account", username[:150])
-        except throttle.Throttled as exc:
-            return self.throttled(exc)
-        return super().post(request, *args, **kwargs)
+        return [*super().counted(request), ("login/account", username[:150])]
 
 
 class QueuedPasswordResetForm(forms.PasswordResetForm):

@@ -71,6 +71,20 @@ def test_login_is_limited_per_address(limits, anonymous_client):
     assert log_in(anonymous_client, "user9", "192.0.2.1").status_code == 200
 
 
+def test_an_address_over_its_limit_counts_against_no_account(
+    limits, anonymous_client, owner
+):
+    for i in range(6):
+        log_in(anonymous_client, f"user{i}", "192.0.2.1")
+    # Past its own limit, the address tries one account again and again...
+    statuses = [
+        log_in(anonymous_client, "owner", "192.0.2.1").status_code for _ in range(5)
+    ]
+    assert statuses == [429] * 5
+    # ...and the account's owner, elsewhere, is not locked out by it.
+    assert log_in(anonymous_client, "owner", "192.0.2.2").status_code == 200
+
+
 def test_a_throttled_login_checks_no_password(limits, anonymous_client, carol):
     for _ in range(3):
         log_in(anonymous_client, "carol")

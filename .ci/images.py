@@ -18,6 +18,7 @@ built) and every ``FROM`` / ``COPY --from`` of the Dockerfile. For each:
 Prints one line per image (kept, pulled, or built, with seconds).
 """
 
+import functools
 import hashlib
 import io
 import json
@@ -149,8 +150,10 @@ def rootfs():
             raise SystemExit("tar of the debootstrap tree failed")
 
 
+@functools.cache
 def base():
-    """The stand-ins' common base: the root file system plus CA certificates."""
+    """The stand-ins' common base: the root file system plus CA certificates.
+    Made (or found) once a run, when the first stand-in needs it."""
     cas = sorted(EXTRA_CAS.glob("*.crt")) if EXTRA_CAS.is_dir() else []
     recipe = recipe_hash(STANDINS / "base", *(ca.read_text() for ca in cas))
     tag = f"offload-standin/base:{recipe}"
@@ -193,7 +196,7 @@ def uv_binaries(version, folder):
             (folder / name).chmod(0o755)
 
 
-def standin(image, base):
+def standin(image):
     repository, tag = split(image)
     name = RECIPES.get(repository)
     if name is None:
@@ -216,8 +219,8 @@ def standin(image, base):
     return "built (stand-in)"
 
 
-def ensure(image, base):
-    """Make ``image`` present; say how. ``base()`` gives the stand-ins' base."""
+def ensure(image):
+    """Make ``image`` present; say how."""
     label = label_of(image)
     if label == "":
         return "kept"  # a real image (no stand-in label)
@@ -231,21 +234,14 @@ def ensure(image, base):
             pulled = None
         if pulled and pulled.returncode == 0:
             return "pulled"
-    return standin(image, base)
+    return standin(image)
 
 
 def main(images):
     images = images or named_images()
-    built = []
-
-    def base_once():
-        if not built:
-            built.append(base())
-        return built[0]
-
     for image in images:
         started = time.monotonic()
-        outcome = ensure(image, base_once)
+        outcome = ensure(image)
         print(f"{image}: {outcome} ({time.monotonic() - started:.0f} s)", flush=True)
 
 

@@ -5,6 +5,8 @@ A case is a set of answers; ``baked(case)`` renders it with cookiecutter and
 cached for the session, so every assertion runs against the same output.
 """
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,17 @@ def synced(baked):
         return project
 
     return sync
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """For the tests on a Docker engine: fail, saying what to run, when none
+    answers (rather than a docker error in the middle of a fixture)."""
+    answers = shutil.which("docker") and not (
+        subprocess.run(["docker", "info"], capture_output=True).returncode
+    )
+    if not answers:
+        pytest.fail("No Docker engine answers: run `bash .ci/docker` first.")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -32,7 +32,7 @@ def exists(image):
 
 
 @pytest.fixture
-def registry(tmp_path):
+def registry(tmp_path, docker_engine):
     server = shutil.which("docker-registry")
     if server is None:
         pytest.fail("docker-registry is not installed: run `bash .ci/docker` first")

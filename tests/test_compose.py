@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import time
@@ -131,14 +130,7 @@ def shell(stack, code):
 
 
 @pytest.fixture(scope="module", params=compose_cases())
-def stack(request, baked, tmp_path_factory):
-    if (
-        shutil.which("docker") is None
-        or subprocess.run(
-            ["docker", "info"], capture_output=True, check=False
-        ).returncode
-    ):
-        pytest.fail("no Docker engine answers: run `bash .ci/docker` first")
+def stack(request, baked, tmp_path_factory, docker_engine):
     case = request.param
     project = baked(case)
     folder = tmp_path_factory.mktemp(f"compose-{case}")

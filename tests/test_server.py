@@ -24,7 +24,6 @@ import hashlib
 import itertools
 import re
 import shlex
-import shutil
 import subprocess
 import time
 import uuid
@@ -132,10 +131,8 @@ def packages(readme):
 
 
 @pytest.fixture(scope="session")
-def server_image(baked):
+def server_image(baked, docker_engine):
     """The server image, its apt cache warmed with every backend's packages."""
-    if shutil.which("docker") is None or docker("info", check=False).returncode:
-        pytest.fail("No Docker engine answers: run `bash .ci/docker` first.")
     wanted = set()
     for case in BACKENDS:
         wanted |= packages((baked(case) / "README.md").read_text())
@@ -589,6 +586,11 @@ def programs(server):
     }
 
 
+def program_pid(fields):
+    """The pid in a program's `supervisorctl status` fields; None if stopped."""
+    return fields[fields.index("pid") + 1].rstrip(",") if "pid" in fields else None
+
+
 def test_supervisord_runs_the_programs_as_the_service_user(supervised):
     expected = {"web", "worker_00", "worker_01"}
     if supervised["row"]["scheduler"]:
@@ -602,8 +604,7 @@ def test_supervisord_runs_the_programs_as_the_service_user(supervised):
         "every program to run",
     )
     for name, fields in programs(supervised).items():
-        pid = fields[fields.index("pid") + 1].rstrip(",")
-        user = sh(supervised, f"ps -o user= -p {pid}").stdout.strip()
+        user = sh(supervised, f"ps -o user= -p {program_pid(fields)}").stdout.strip()
         assert user == supervised["slug"], (name, user)
     logs = sh(supervised, f"ls /var/log/{supervised['slug']}").stdout.split()
     assert {f"{name}.log" for name in expected} <= set(logs), logs
@@ -638,8 +639,7 @@ def test_supervisord_restarts_a_killed_worker(supervised):
     slug = supervised["slug"]
 
     def pid():
-        fields = programs(supervised)["worker_00"]
-        return fields[fields.index("pid") + 1].rstrip(",") if "pid" in fields else None
+        return program_pid(programs(supervised)["worker_00"])
 
     before = pid()
     sh(supervised, f"kill -KILL {before}")

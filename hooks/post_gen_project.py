@@ -1,15 +1,49 @@
-"""Finish the generated project: drop unselected files, write .env, say what next.
+"""Finish the generated project: refuse a slug uv cannot lock, drop unselected
+files, write .env, record where the template came from, say what next.
 
-Runs inside the new project directory. Tests import it and call the functions
-with a context dict and a directory.
+Runs inside the new project directory (cookiecutter's rule, under cruft too).
+Tests import it and call the functions with a context dict and a directory.
 """
 
 import json
 import re
 import secrets
 import shutil
+import subprocess
 import sys
+import tomllib
 from pathlib import Path
+
+
+def distribution(requirement):
+    """The normalised name of a requirement: "Pillow>=11" -> "pillow"."""
+    name = re.match(r"[A-Za-z0-9._-]+", requirement).group()
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def dependency_problem(slug, root):
+    """A sentence if the slug names a package of the project's uv.lock.
+
+    The rendered lock pins every package the project installs, dependencies
+    of dependencies included, so a new backend extends the check with no edit
+    here. uv cannot lock a project named like one of them, and a package of
+    that name would shadow it. (Module names that differ from their
+    package's are checked before rendering, from cookiecutter.json.)
+    """
+    lock = root / "uv.lock"
+    text = lock.read_text() if lock.exists() else ""  # empty until .ci/lock
+    packages = tomllib.loads(text).get("package", [])
+    names = {
+        distribution(package["name"])
+        for package in packages
+        if package.get("source") != {"virtual": "."}  # the project itself
+    }
+    if distribution(slug) in names:
+        return (
+            f"Project slug {slug!r} is the name of a module or package the "
+            "project depends on."
+        )
+    return None
 
 # The one table of option -> paths that exist only when the option is on.
 OPTIONAL_PATHS = {
@@ -74,15 +108,65 @@ def write_env(root):
     env.chmod(0o600)
 
 
-def record_answers(context, root):
-    """Write the answers to .cookiecutter.json, to re-generate or update later.
+def git(folder, *args):
+    """Standard output of a git command in ``folder``, or "" if it fails."""
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(folder), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return result.stdout.strip() if result.returncode == 0 else ""
 
-    Only the answers: cookiecutter's private keys hold the template's tables
-    and local paths (its checkout, the output folder) that mean nothing
-    elsewhere.
+
+def template_origin(context):
+    """The template's git address and commit, or None where there is none.
+
+    cookiecutter gives the template's folder: its clone of a URL, or the
+    user's checkout, as an absolute copy (hooks/pre_prompt.py). That folder
+    is a path of this machine and this run; its ``origin`` remote is the
+    address anyone can update from. A folder that is no git checkout, or has
+    no remote, has nothing to record.
     """
+    folder = Path(context.get("_repo_dir", ""))
+    if not folder.is_absolute():  # cookiecutter before 2.4: no pre_prompt copy
+        return None
+    url = git(folder, "remote", "get-url", "origin")
+    commit = git(folder, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    return (url, commit) if url and commit else None
+
+
+def record_origin(context, root, origin):
+    """Write .cruft.json as ``cruft create`` would: template, commit, answers.
+
+    cruft (check, diff, update) reads it to bring template changes, or another
+    backend, into the project. Only the answers go in the context: the
+    template's tables come from the template at the commit updated to, and
+    cookiecutter's paths (its copy, the output folder) mean nothing elsewhere.
+    """
+    template, commit = origin
     answers = {key: value for key, value in context.items() if key[0] != "_"}
-    (root / ".cookiecutter.json").write_text(json.dumps(answers, indent=2) + "\n")
+    state = {
+        "template": template,
+        "commit": commit,
+        "checkout": context.get("_checkout"),
+        "context": {
+            "cookiecutter": {**answers, "_template": template, "_commit": commit}
+        },
+        "directory": None,
+    }
+    text = json.dumps(state, ensure_ascii=False, indent=2)
+    (root / ".cruft.json").write_text(text + "\n")
+
+
+NO_ORIGIN = (
+    "Note: the template is not a git checkout with an origin remote, so no "
+    ".cruft.json was written. To take template updates later, run "
+    "`uvx cruft link <the template's git URL>` in the project."
+)
 
 
 def next_steps(context):
@@ -103,10 +187,20 @@ def next_steps(context):
 
 
 def main(context, root):
+    problem = dependency_problem(context["project_slug"], root)
+    if problem:
+        print(f"ERROR: {problem}", file=sys.stderr)
+        return 1
     remove_unselected(context, root)
     remove_unfilled(context, root)
     write_env(root)
-    record_answers(context, root)
+    # cruft (create, update) passes the commit and writes .cruft.json itself.
+    if "_commit" not in context:
+        origin = template_origin(context)
+        if origin:
+            record_origin(context, root, origin)
+        else:
+            print(NO_ORIGIN, file=sys.stderr)
     print(next_steps(context))
     return 0
 

@@ -3,15 +3,19 @@
 Each check returns one clear sentence, or None. Run by cookiecutter, the
 module exits 1 with that sentence on stderr, and cookiecutter then removes the
 half-made output directory. Tests import it and call ``problems()`` directly.
+
+Everything comes from the answers and cookiecutter.json's tables: no file is
+read, so the checks hold however the template was named (``cookiecutter .``,
+a path, a URL, ``cruft create``). A slug equal to a package of the
+project's uv.lock is refused after rendering, by the post-generation hook,
+which reads the rendered lock.
 """
 
 import json
 import keyword
 import re
 import sys
-import tomllib
 import zoneinfo
-from pathlib import Path
 
 # The project's own packages, and names every Python program imports: a
 # project package with one of these names would shadow it on sys.path.
@@ -23,39 +27,15 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
-def distribution(requirement):
-    """The normalised name of a requirement: "Pillow>=11" -> "pillow"."""
-    name = re.match(r"[A-Za-z0-9._-]+", requirement).group()
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def dependencies(context):
-    """Distribution names and modules the chosen backend's project installs.
-
-    Every package of the backend's uv.lock (the project locks exactly these,
-    dependencies of dependencies included) and the modules named in
-    cookiecutter.json's tables: a new backend extends the check with no edit
-    here. Both are read from the template's own files, offline.
-    """
-    backend = context["task_backend"]
-    lock = Path(context["_repo_dir"], "templates", "backends", backend, "uv.lock")
-    # The project's own entry names it with Jinja: left out, it is not parsed.
-    text = re.sub(r'^name = "\{\{.*\}\}"$', 'name = ""', lock.read_text(), flags=re.M)
-    packages = tomllib.loads(text).get("package", [])  # empty until .ci/lock
-    names = {distribution(package["name"]) for package in packages if package["name"]}
-    modules = context["_packages"]["modules"] + context["_backends"][backend]["modules"]
-    return names, set(modules)
-
-
 def slug_problem(slug, context):
     if not SLUG.match(slug) or keyword.iskeyword(slug):
         return (
             f"Project slug {slug!r} is not a lowercase Python identifier "
             "(letters, digits and underscores, not starting with a digit)."
         )
-    names, modules = dependencies(context)
-    if slug in SHADOWED | modules or distribution(slug) in names:
-        # A project named like a dependency also cannot be locked by uv.
+    backend = context["_backends"][context["task_backend"]]
+    modules = context["_packages"]["modules"] + backend["modules"]
+    if slug in SHADOWED | set(modules):
         return (
             f"Project slug {slug!r} is the name of a module or package the "
             "project depends on."

@@ -98,5 +98,25 @@ def production_env(name, case=DEFAULT):
     return env
 
 
+def json_strings(value):
+    """Every string in a JSON value, at any depth."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from json_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from json_strings(item)
+
+
 def python(project):
     return str(project / ".venv" / "bin" / "python")
+
+
+def fresh_database(env):
+    """Drop and create the PostgreSQL database that ``env`` names, empty."""
+    database = env["DATABASE_URL"].rsplit("/", 1)[1]
+    maintenance = f"--maintenance-db={PG_URL}/postgres"
+    run(ROOT, "dropdb", "--if-exists", "--force", maintenance, database)
+    run(ROOT, "createdb", maintenance, database)

@@ -12,18 +12,26 @@ from pathlib import Path
 import pytest
 from cookiecutter.main import cookiecutter
 
-from .bakery import CASES, ROOT, UV, run
+from .bakery import CASES, UV, run
+from .published import publish
 
 
 @pytest.fixture(scope="session")
-def baked(tmp_path_factory):
+def template_repo(tmp_path_factory):
+    """This template, published as a git repository (tests/published.py)."""
+    return publish(tmp_path_factory.mktemp("published"))
+
+
+@pytest.fixture(scope="session")
+def baked(tmp_path_factory, template_repo):
+    """Bake a case from a user's checkout of the published template."""
     projects = {}
 
     def bake(case):
         if case not in projects:
             output = tmp_path_factory.mktemp(f"bake-{case}")
             path = cookiecutter(
-                str(ROOT),
+                str(template_repo.clone),
                 no_input=True,
                 extra_context=CASES[case],
                 output_dir=str(output),

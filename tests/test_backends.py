@@ -39,7 +39,13 @@ ROW_KEYS = {
     "scheduler": (dict, type(None)),
     "state_volume": bool,
     "delivery": dict,
+    # Python for `manage.py shell -c` that prints how many tasks wait or run:
+    # the README's drain step before a switch (tests/test_switch.py).
+    "waiting": str,
+    # The README's porting table: how each thing a task needs is written.
+    "porting": dict,
 }
+PORTING_KEYS = {"task", "enqueue", "retries", "delay", "schedule", "failed"}
 SCHEDULER_KEYS = {
     "command": str,
     "stop_signal": str,
@@ -107,6 +113,10 @@ def test_each_row_has_every_field_the_shared_files_read(name):
     assert row["broker"] is None or row["broker"] in TEMPLATE["_brokers"]
     assert hasattr(signal, f"SIG{row['stop_signal']}")
     assert row["stop_grace_seconds"] > 0
+    assert set(row["porting"]) == PORTING_KEYS, name
+    assert all(
+        isinstance(cell, str) and "|" not in cell for cell in row["porting"].values()
+    )
     assert set(row["delivery"]) == {"stopped", "killed", "second_signal"}
     assert row["delivery"]["stopped"] == "finishes"
     assert row["delivery"]["killed"] in DELIVERY

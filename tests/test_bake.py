@@ -9,7 +9,7 @@ import tomllib
 
 import pytest
 
-from .bakery import CASES, DEFAULT, ROOT, UV, production_env, python, run
+from .bakery import CASES, DEFAULT, UV, json_strings, production_env, python, run
 
 JINJA = re.compile(r"{{|{%|{#")
 
@@ -38,14 +38,19 @@ def _django_template_tag(path):
     return path.suffix == ".html"
 
 
-def test_answers_are_recorded_without_local_paths(baked, case):
-    recorded = json.loads((baked(case) / ".cookiecutter.json").read_text())
-    assert recorded["task_backend"] == CASES[case].get("task_backend", DEFAULT)
+def test_origin_and_answers_are_recorded_for_cruft(baked, case, template_repo):
+    state = json.loads((baked(case) / ".cruft.json").read_text())
+    # Where the template lives and which commit made the project: what cruft
+    # updates from. Not the checkout it was baked from, nor a copy of it.
+    assert state["template"] == str(template_repo.home)
+    assert state["commit"] == template_repo.commit
+    answers = state["context"]["cookiecutter"]
+    assert answers["task_backend"] == CASES[case].get("task_backend", DEFAULT)
     for key, value in CASES[case].items():
-        assert recorded[key] == value
-    # Only answers: no template tables, no checkout or output folder.
-    assert not [key for key in recorded if key.startswith("_")]
-    assert str(ROOT) not in json.dumps(recorded)
+        assert answers[key] == value
+    assert {key for key in answers if key.startswith("_")} == {"_template", "_commit"}
+    paths = {value for value in json_strings(state) if value.startswith("/")}
+    assert paths == {str(template_repo.home)}
 
 
 def test_env_is_git_ignored_and_holds_a_key(baked, case):

@@ -29,10 +29,10 @@ from PIL import Image
 from .bakery import (
     BACKENDS,
     BIN,
-    PG_URL,
     ROOT,
     backend_of,
     broker_of,
+    fresh_database,
     production_env,
     python,
     run,
@@ -112,10 +112,7 @@ def prepare_release(project, env, username):
 
     Migrations (bin/migrate), static files, and one user to log in as.
     """
-    database = env["DATABASE_URL"].rsplit("/", 1)[1]
-    maintenance = f"--maintenance-db={PG_URL}/postgres"
-    run(ROOT, "dropdb", "--if-exists", "--force", maintenance, database)
-    run(ROOT, "createdb", maintenance, database)
+    fresh_database(env)
     venv = {"PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     run(project, "bin/migrate", env={**env, **venv})
     run(project, python(project), "manage.py", "collectstatic", "--no-input", env=env)

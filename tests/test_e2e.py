@@ -23,7 +23,14 @@ import yaml
 from aiosmtpd.controller import Controller
 from PIL import Image
 
-from .bakery import BACKENDS, PG_URL, backend_of, production_env, python, run
+from .bakery import (
+    BACKENDS,
+    backend_of,
+    fresh_database,
+    production_env,
+    python,
+    run,
+)
 from .web import (
     PASSWORD,
     SlowInbox,
@@ -134,10 +141,7 @@ def stack(synced, case, tmp_path_factory):
         "PORT": str(port),
         "PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
     }
-    database = env["DATABASE_URL"].rsplit("/", 1)[1]
-    maintenance = f"--maintenance-db={PG_URL}/postgres"
-    run(project, "dropdb", "--if-exists", "--force", maintenance, database)
-    run(project, "createdb", maintenance, database)
+    fresh_database(env)
     run(project, *compose_command(compose, "migrate"), env=env)
     for name in ("alice", "mallory"):
         run(

@@ -9,6 +9,7 @@ from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
 
 from .bakery import ROOT
+from .published import commit_all, git
 
 
 def load(name):
@@ -29,7 +30,6 @@ GOOD = {
     "author_email": "ada@example.com",
     "domain_name": "example.com",
     "time_zone": "UTC",
-    "_repo_dir": str(ROOT),
 }
 
 
@@ -43,12 +43,9 @@ def test_good_answers_have_no_problems():
         ("project_slug", "My Project", "is not a lowercase Python identifier"),
         ("project_slug", "2fast", "is not a lowercase Python identifier"),
         ("project_slug", "class", "is not a lowercase Python identifier"),
-        ("project_slug", "django", "is the name of a module or package"),
         ("project_slug", "test", "is the name of a module or package"),
         ("project_slug", "email", "is the name of a module or package"),
         ("project_slug", "config", "is the name of a module or package"),
-        ("project_slug", "whitenoise", "is the name of a module or package"),
-        ("project_slug", "sqlparse", "is the name of a module or package"),
         ("project_slug", "dotenv", "is the name of a module or package"),
         ("author_email", "ada.example.com", "is not an email address"),
         ("author_email", "ada@localhost", "is not an email address"),
@@ -84,18 +81,39 @@ def test_bad_answers_stop_generation_and_leave_nothing(tmp_path, capfd, answers)
 
 
 @pytest.mark.parametrize("backend", DEFAULTS["task_backend"])
-def test_a_slug_equal_to_any_locked_package_is_refused(backend):
+def test_a_slug_equal_to_any_locked_package_is_refused(backend, tmp_path):
     """Every package of the backend's uv.lock, dependencies of dependencies
-    included: uv cannot lock a project named like one of them."""
+    included: uv cannot lock a project named like one of them. The lock is
+    read after rendering, from the project (the post-generation hook)."""
     context = {**GOOD, "task_backend": backend}
     lock = (ROOT / "templates" / "backends" / backend / "uv.lock").read_text()
+    (tmp_path / "uv.lock").write_text(lock)
     names = re.findall(r'^name = "([a-z0-9-]+)"$', lock, re.M)
     assert len(names) > 20
     for name in names:
         slug = name.replace("-", "_")
-        assert pre_gen.slug_problem(slug, context), slug
+        assert post_gen.dependency_problem(slug, tmp_path), slug
+    assert post_gen.dependency_problem("observatory_notes", tmp_path) is None
     for module in DEFAULTS["_backends"][backend]["modules"]:
         assert pre_gen.slug_problem(module, context), module
+
+
+def test_a_project_named_like_a_dependency_is_removed_with_one_sentence(
+    tmp_path, capfd
+):
+    with pytest.raises(FailedHookException):
+        cookiecutter(
+            str(ROOT),
+            no_input=True,
+            extra_context={"project_slug": "sqlparse"},
+            output_dir=str(tmp_path),
+        )
+    assert list(tmp_path.iterdir()) == []
+    errors = [line for line in capfd.readouterr().err.splitlines() if "ERROR" in line]
+    assert errors == [
+        "ERROR: Project slug 'sqlparse' is the name of a module or package "
+        "the project depends on."
+    ]
 
 
 def test_optional_paths_name_real_template_files():
@@ -151,13 +169,59 @@ def test_env_gets_a_fresh_long_secret_key_each_time(tmp_path):
     assert all(len(key) > len("SECRET_KEY=") + 50 for key in keys)
 
 
-def test_answers_are_recorded_without_tables_or_local_paths(tmp_path):
-    context = {**GOOD, "_output_dir": str(tmp_path), "_checkout": None}
-    post_gen.record_answers(context, tmp_path)
-    recorded = json.loads((tmp_path / ".cookiecutter.json").read_text())
-    assert recorded["project_slug"] == "observatory_notes"
-    assert recorded["task_backend"] == GOOD["task_backend"]
-    assert [key for key in recorded if key.startswith("_")] == []
+def checkout(folder, remote=None):
+    """A git checkout with one commit, and an origin remote if given."""
+    folder.mkdir()
+    git(folder, "init", "--quiet")
+    (folder / "cookiecutter.json").write_text("{}")
+    commit = commit_all(folder, "template")
+    if remote:
+        git(folder, "remote", "add", "origin", remote)
+    return commit
+
+
+def test_the_origin_is_the_checkouts_remote_and_commit(tmp_path):
+    url = "https://git.example.com/org/offload.git"
+    commit = checkout(tmp_path / "copy", remote=url)
+    context = {**GOOD, "_repo_dir": str(tmp_path / "copy")}
+    assert post_gen.template_origin(context) == (url, commit)
+
+
+@pytest.mark.parametrize("remote", [None, "https://git.example.com/offload.git"])
+def test_no_origin_without_a_remote_or_an_absolute_template_folder(
+    tmp_path, monkeypatch, remote
+):
+    checkout(tmp_path / "copy", remote=remote)
+    monkeypatch.chdir(tmp_path)
+    # Without a remote there is no address to record; and a relative path
+    # (cookiecutter before 2.4, which made no copy) is the caller's, not ours.
+    where = str(tmp_path / "copy") if remote is None else "copy"
+    assert post_gen.template_origin({**GOOD, "_repo_dir": where}) is None
+    assert post_gen.template_origin(GOOD) is None
+
+
+def test_cruft_json_holds_the_origin_and_only_the_answers(tmp_path):
+    context = {
+        **GOOD,
+        "_output_dir": str(tmp_path),
+        "_repo_dir": str(tmp_path / "cookiecutter-copy" / "offload"),
+        "_checkout": None,
+    }
+    url, commit = "https://git.example.com/org/offload.git", "a" * 40
+    post_gen.record_origin(context, tmp_path, (url, commit))
+    state = json.loads((tmp_path / ".cruft.json").read_text())
+    assert state["template"] == url
+    assert state["commit"] == commit
+    assert state["checkout"] is None
+    assert state["directory"] is None
+    answers = state["context"]["cookiecutter"]
+    assert answers["project_slug"] == "observatory_notes"
+    assert answers["task_backend"] == GOOD["task_backend"]
+    # cruft's own keys, and no table or path of the machine that baked it.
+    assert {key for key in answers if key.startswith("_")} == {"_template", "_commit"}
+    assert (answers["_template"], answers["_commit"]) == (url, commit)
+    assert str(tmp_path) not in json.dumps(state)
+    assert "cookiecutter-copy" not in json.dumps(state)  # the copy
 
 
 def test_existing_env_is_kept(tmp_path):

@@ -22,7 +22,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .bakery import BACKENDS, PG_URL, backend_of, production_env, python, run
+from .bakery import (
+    BACKENDS,
+    backend_of,
+    fresh_database,
+    production_env,
+    python,
+    run,
+)
 
 RAN = re.compile(r"^(\S+ \S+) INFO core\.cleanup: Clean-up deleted", re.M)
 
@@ -76,10 +83,7 @@ def project(request, synced, tmp_path):
         "MEDIA_ROOT": str(tmp_path / "media"),
         "PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
     }
-    database = env["DATABASE_URL"].rsplit("/", 1)[1]
-    maintenance = f"--maintenance-db={PG_URL}/postgres"
-    run(project, "dropdb", "--if-exists", "--force", maintenance, database)
-    run(project, "createdb", maintenance, database)
+    fresh_database(env)
     run(project, "bin/migrate", env=env)
     run(project, python(project), "manage.py", "shell", "-c", SEED, env=env)
     services = yaml.safe_load((project / "compose.yaml").read_text())["services"]

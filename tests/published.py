@@ -24,7 +24,7 @@ GIT_ENV = {
 
 
 def git(cwd, *args):
-    return run(cwd, "git", *args, env=GIT_ENV).stdout.strip()
+    return run(cwd, "git", *args, env=GIT_ENV).stdout.rstrip()
 
 
 def commit_all(cwd, message):

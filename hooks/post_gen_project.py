@@ -163,8 +163,9 @@ def record_origin(context, root, origin):
 
 
 NO_ORIGIN = (
-    "Note: the template is not a git checkout with an origin remote, so no "
-    ".cruft.json was written. To take template updates later, run "
+    "Note: no .cruft.json was written: the template's git origin and commit "
+    "could not be read (bake from a git clone or URL, with cookiecutter 2.4 "
+    "or newer). To take template updates later, run "
     "`uvx cruft link <the template's git URL>` in the project."
 )
 

@@ -22,14 +22,26 @@ def free_port():
         return sock.getsockname()[1]
 
 
+# What a service that is still starting, or busy, does to a request: refuse
+# the connection, reset it, or not answer in time. A wait counts these as
+# "not yet", never as the end of the wait.
+NOT_YET = (httpx.TransportError, ConnectionError)
+
+
 def wait_until(condition, timeout, what):
+    """The first true value of ``condition()`` within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
+    last = None
     while time.monotonic() < deadline:
-        value = condition()
+        try:
+            value = condition()
+        except NOT_YET as error:
+            value, last = None, error
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    after = f" (last: {last!r})" if last else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{after}")
 
 
 def login(stack, username, **options):
@@ -112,13 +124,7 @@ def settled(client, status_url, timeout=30):
 def serving(url, timeout=60):
     """Wait until ``url`` answers 200, or fail after ``timeout`` seconds."""
 
-    def answers():
-        try:
-            return httpx.get(url).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until(answers, timeout, f"{url} to answer")
+    wait_until(lambda: httpx.get(url).status_code == 200, timeout, f"{url} to answer")
 
 
 class SlowInbox:

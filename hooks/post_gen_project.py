@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 
 def distribution(requirement):
@@ -44,6 +45,7 @@ def dependency_problem(slug, root):
             "project depends on."
         )
     return None
+
 
 # The one table of option -> paths that exist only when the option is on.
 OPTIONAL_PATHS = {
@@ -134,9 +136,23 @@ def template_origin(context):
     folder = Path(context.get("_repo_dir", ""))
     if not folder.is_absolute():  # cookiecutter before 2.4: no pre_prompt copy
         return None
-    url = git(folder, "remote", "get-url", "origin")
+    url = without_credentials(git(folder, "remote", "get-url", "origin"))
     commit = git(folder, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
     return (url, commit) if url and commit else None
+
+
+def without_credentials(url):
+    """``url`` without a password or an HTTP(S) user name: a clone over
+    ``https://<token>@host/...`` must not put the token in the project's
+    history. (ssh's ``git@`` stays: it is no secret.)"""
+    parts = urlsplit(url)
+    if not parts.scheme or "@" not in parts.netloc:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    user = user.split(":", 1)[0]
+    keep_user = user and parts.scheme not in {"http", "https"}
+    netloc = f"{user}@{host}" if keep_user else host
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def record_origin(context, root, origin):

@@ -200,6 +200,30 @@ def test_no_origin_without_a_remote_or_an_absolute_template_folder(
     assert post_gen.template_origin(GOOD) is None
 
 
+@pytest.mark.parametrize(
+    ("remote", "recorded"),
+    [
+        (
+            "https://x-access-token:ghp_secret@github.com/org/offload.git",
+            "https://github.com/org/offload.git",
+        ),
+        ("https://ghp_secret@github.com/org/offload", "https://github.com/org/offload"),
+        (
+            "ssh://git:secret@host.example/offload.git",
+            "ssh://git@host.example/offload.git",
+        ),
+        ("ssh://git@host.example/offload.git", "ssh://git@host.example/offload.git"),
+        ("git@github.com:org/offload.git", "git@github.com:org/offload.git"),
+        ("https://github.com/org/offload.git", "https://github.com/org/offload.git"),
+        ("/srv/git/offload.git", "/srv/git/offload.git"),
+    ],
+)
+def test_no_credential_of_the_remote_is_recorded(tmp_path, remote, recorded):
+    commit = checkout(tmp_path / "copy", remote=remote)
+    context = {**GOOD, "_repo_dir": str(tmp_path / "copy")}
+    assert post_gen.template_origin(context) == (recorded, commit)
+
+
 def test_cruft_json_holds_the_origin_and_only_the_answers(tmp_path):
     context = {
         **GOOD,

@@ -176,6 +176,11 @@ PHOTO_THUMBNAIL_SIZE = (320, 320)
 # The worker stops decoding a photo after this many seconds: failed. (A
 # progressive JPEG with 100,000 scans can take minutes at any file size.)
 PHOTO_DECODE_SECONDS = float(os.environ.get("PHOTO_DECODE_SECONDS") or 20)
+# ... and may use this much memory, interpreter included (its address
+# space): an image that needs more ends failed.
+PHOTO_DECODE_MEMORY_BYTES = int(
+    os.environ.get("PHOTO_DECODE_MEMORY_BYTES") or 1024 * 1024 * 1024
+)
 
 # Scheduled work ------------------------------------------------------------
 

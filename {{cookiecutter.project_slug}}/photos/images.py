@@ -7,24 +7,29 @@ PHOTO_MAX_PIXELS, is refused before the pixels are decoded.
 Decoding can take far longer than the file's size suggests (a progressive
 JPEG can hold a hundred thousand scans, each a pass over every pixel), and a
 decoder busy in C code cannot be interrupted from Python. So the worker
-decodes in a forked child process, killed when PHOTO_DECODE_SECONDS are over.
+decodes in a child process (photos/decoder.py), killed when
+PHOTO_DECODE_SECONDS are over, and whose memory is capped at
+PHOTO_DECODE_MEMORY_BYTES. The child is a new interpreter, never a fork of
+the worker: a worker may run threads (a task library's, a database
+driver's), and a forked copy of a threaded process can wait forever on a
+lock another thread held.
 """
 
 import io
+import json
 import os
-import pickle
-import select
-import signal
-import time
+import subprocess
+import sys
 import warnings
 from contextlib import contextmanager
+from pathlib import Path
 
 from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core import forks
-
 CORRUPT = "The image is truncated or corrupt."
+# The folder `python -m photos.decoder` runs from: the project's.
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 class ImageRejected(Exception):
@@ -49,6 +54,8 @@ def untrusted_image(fp):
             ) from None
         except (Image.DecompressionBombWarning, Image.DecompressionBombError):
             raise ImageRejected(_too_large()) from None
+        except MemoryError:
+            raise
         except Exception:
             # A parser meeting hostile bytes can raise almost anything
             # (OSError, ValueError for an over-large compressed chunk,
@@ -62,7 +69,7 @@ def untrusted_image(fp):
                 yield image
             except (Image.DecompressionBombWarning, Image.DecompressionBombError):
                 raise ImageRejected(_too_large()) from None
-            except ImageRejected:
+            except (ImageRejected, MemoryError):
                 raise
             except Exception as exc:
                 # Pillow's ways of saying "this data cannot be decoded".
@@ -72,41 +79,50 @@ def untrusted_image(fp):
 def thumbnail(data, size, seconds):
     """WEBP thumbnail of the image ``data``: (width, height, webp bytes).
 
-    Decoded in a forked child process that is killed after ``seconds``: no
-    image holds the worker longer. (os.fork, not multiprocessing: some
-    workers run tasks in daemonic processes, which may not have children.)
+    Decoded in a child process (photos/decoder.py) that is killed after
+    ``seconds``, so no image holds the worker longer, and that may use at
+    most PHOTO_DECODE_MEMORY_BYTES. The limits go to it on the first line of
+    its input, the image after them; it answers one JSON line, then the
+    thumbnail's bytes.
     """
-    read_end, write_end = os.pipe()
-    worker = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # the child: decode, send the outcome, exit at once
-        forks.die_with(worker)  # a killed worker leaves no decoder behind
-        os.close(read_end)
-        _decode_and_report(data, size, write_end)
-    os.close(write_end)
+    limits = {
+        "memory": settings.PHOTO_DECODE_MEMORY_BYTES,
+        "formats": settings.PHOTO_ALLOWED_FORMATS,
+        "pixels": settings.PHOTO_MAX_PIXELS,
+        "size": list(size),
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-m", "photos.decoder", str(os.getpid())],
+        cwd=PROJECT_DIR,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
     try:
-        payload = _read_within(read_end, deadline=time.monotonic() + seconds)
-    finally:
-        os.close(read_end)
-        if payload is None:
-            os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    if payload is None:
-        raise ImageRejected(f"The image took longer than {seconds:g} s to decode.")
-    if not payload:  # the child died without a word: the decoder crashed
+        request = json.dumps(limits).encode() + b"\n" + data
+        output, _ = child.communicate(request, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        raise ImageRejected(
+            f"The image took longer than {seconds:g} s to decode."
+        ) from None
+    header, _, webp = output.partition(b"\n")
+    if not header:  # the child died without a word: the decoder crashed
         raise ImageRejected(CORRUPT)
-    # Written by our own child, never by a client.
-    outcome, value = pickle.loads(payload)  # noqa: S301
-    if outcome == "rejected":
-        raise ImageRejected(value)
-    if outcome == "error":
-        raise RuntimeError(f"Decoding the image failed in the child: {value}")
-    return value
+    outcome = json.loads(header)
+    if outcome["outcome"] == "rejected":
+        raise ImageRejected(outcome["message"])
+    if outcome["outcome"] == "error":
+        message = outcome["message"]
+        raise RuntimeError(f"Decoding the image failed in the child: {message}")
+    return outcome["width"], outcome["height"], webp
 
 
-def _decode_and_report(data, size, fd):
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, signal.SIG_DFL)  # not the worker's handlers
+def decode(data, size):
+    """Decode ``data`` and make its thumbnail, in the decoder's process.
+
+    Returns the outcome for the worker, a dict, and the WEBP bytes.
+    """
     try:
         with untrusted_image(io.BytesIO(data)) as image:
             width, height = image.size
@@ -116,27 +132,16 @@ def _decode_and_report(data, size, fd):
             small.thumbnail(size)
             output = io.BytesIO()
             small.save(output, format="WEBP", quality=80)
-        outcome = ("done", (width, height, output.getvalue()))
     except ImageRejected as exc:
-        outcome = ("rejected", str(exc))
-    except BaseException as exc:  # reported to the parent, which raises
-        outcome = ("error", repr(exc))
-    with os.fdopen(fd, "wb") as pipe:
-        pipe.write(pickle.dumps(outcome))
-    os._exit(0)
+        return {"outcome": "rejected", "message": str(exc)}, b""
+    except MemoryError:
+        return {"outcome": "rejected", "message": TOO_MUCH_MEMORY}, b""
+    except Exception as exc:  # reported to the worker, which raises
+        return {"outcome": "error", "message": repr(exc)}, b""
+    return {"outcome": "done", "width": width, "height": height}, output.getvalue()
 
 
-def _read_within(fd, deadline):
-    """Everything written to ``fd`` until EOF, or None at the deadline."""
-    chunks = []
-    while (left := deadline - time.monotonic()) > 0:
-        readable, _, _ = select.select([fd], [], [], left)
-        if readable:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-    return None
+TOO_MUCH_MEMORY = "The image needs more memory to decode than is allowed."
 
 
 def _too_large():

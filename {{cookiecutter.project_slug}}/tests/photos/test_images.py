@@ -1,11 +1,19 @@
 import io
 import re
+import threading
 import time
+import warnings
 
 import pytest
 from PIL import Image
 
-from photos.images import CORRUPT, ImageRejected, thumbnail, untrusted_image
+from photos.images import (
+    CORRUPT,
+    TOO_MUCH_MEMORY,
+    ImageRejected,
+    thumbnail,
+    untrusted_image,
+)
 from tests import images
 
 
@@ -92,3 +100,29 @@ def test_a_decoder_past_the_budget_is_stopped():
     with pytest.raises(ImageRejected, match=r"took longer than 0\.5 s to decode"):
         thumbnail(slow, (320, 320), 0.5)
     assert time.monotonic() - started < 2
+
+
+def test_a_decoder_past_its_memory_is_stopped(settings):
+    # 40 megapixels of RGBA take about 768 MiB to decode here: 3 x the cap.
+    settings.PHOTO_DECODE_MEMORY_BYTES = 256 * 1024 * 1024
+    large = io.BytesIO()
+    Image.new("RGBA", (8000, 5000), "teal").save(large, format="PNG")
+    with pytest.raises(ImageRejected, match=re.escape(TOO_MUCH_MEMORY)):
+        thumbnail(large.getvalue(), (320, 320), 60)
+
+
+def test_a_worker_with_threads_is_never_forked():
+    """Python warns when a process with threads forks: the child may wait
+    forever on a lock another thread held. The decoder is a new process."""
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            width, height, _ = thumbnail(images.png((64, 48)), (32, 32), 10)
+    finally:
+        stop.set()
+        other.join()
+    assert (width, height) == (64, 48)
+    assert [str(w.message) for w in caught if "multi-threaded" in str(w.message)] == []

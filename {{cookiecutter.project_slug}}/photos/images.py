@@ -7,29 +7,19 @@ PHOTO_MAX_PIXELS, is refused before the pixels are decoded.
 Decoding can take far longer than the file's size suggests (a progressive
 JPEG can hold a hundred thousand scans, each a pass over every pixel), and a
 decoder busy in C code cannot be interrupted from Python. So the worker
-decodes in a child process (photos/decoder.py), killed when
-PHOTO_DECODE_SECONDS are over, and whose memory is capped at
-PHOTO_DECODE_MEMORY_BYTES. The child is a new interpreter, never a fork of
-the worker: a worker may run threads (a task library's, a database
-driver's), and a forked copy of a threaded process can wait forever on a
-lock another thread held.
+has images decoded by another process (photos/decoder.py), with a time
+limit and a memory cap.
 """
 
 import io
-import json
-import os
-import subprocess
-import sys
 import warnings
 from contextlib import contextmanager
-from pathlib import Path
 
 from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 CORRUPT = "The image is truncated or corrupt."
-# The folder `python -m photos.decoder` runs from: the project's.
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+TOO_MUCH_MEMORY = "The image needs more memory to decode than is allowed."
 
 
 class ImageRejected(Exception):
@@ -76,52 +66,10 @@ def untrusted_image(fp):
                 raise ImageRejected(CORRUPT) from exc
 
 
-def thumbnail(data, size, seconds):
-    """WEBP thumbnail of the image ``data``: (width, height, webp bytes).
-
-    Decoded in a child process (photos/decoder.py) that is killed after
-    ``seconds``, so no image holds the worker longer, and that may use at
-    most PHOTO_DECODE_MEMORY_BYTES. The limits go to it on the first line of
-    its input, the image after them; it answers one JSON line, then the
-    thumbnail's bytes.
-    """
-    limits = {
-        "memory": settings.PHOTO_DECODE_MEMORY_BYTES,
-        "formats": settings.PHOTO_ALLOWED_FORMATS,
-        "pixels": settings.PHOTO_MAX_PIXELS,
-        "size": list(size),
-    }
-    child = subprocess.Popen(
-        [sys.executable, "-m", "photos.decoder", str(os.getpid())],
-        cwd=PROJECT_DIR,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    try:
-        request = json.dumps(limits).encode() + b"\n" + data
-        output, _ = child.communicate(request, timeout=seconds)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.communicate()
-        raise ImageRejected(
-            f"The image took longer than {seconds:g} s to decode."
-        ) from None
-    header, _, webp = output.partition(b"\n")
-    if not header:  # the child died without a word: the decoder crashed
-        raise ImageRejected(CORRUPT)
-    outcome = json.loads(header)
-    if outcome["outcome"] == "rejected":
-        raise ImageRejected(outcome["message"])
-    if outcome["outcome"] == "error":
-        message = outcome["message"]
-        raise RuntimeError(f"Decoding the image failed in the child: {message}")
-    return outcome["width"], outcome["height"], webp
-
-
 def decode(data, size):
-    """Decode ``data`` and make its thumbnail, in the decoder's process.
+    """Decode ``data`` and make its thumbnail (in the decoder, photos/decoder.py).
 
-    Returns the outcome for the worker, a dict, and the WEBP bytes.
+    Returns the outcome, a dict for the worker, and the WEBP bytes.
     """
     try:
         with untrusted_image(io.BytesIO(data)) as image:
@@ -139,9 +87,6 @@ def decode(data, size):
     except Exception as exc:  # reported to the worker, which raises
         return {"outcome": "error", "message": repr(exc)}, b""
     return {"outcome": "done", "width": width, "height": height}, output.getvalue()
-
-
-TOO_MUCH_MEMORY = "The image needs more memory to decode than is allowed."
 
 
 def _too_large():

@@ -8,7 +8,8 @@ from django.core.files.base import ContentFile
 
 from core.models import Status
 
-from .images import ImageRejected, thumbnail
+from .decoder import thumbnail
+from .images import ImageRejected
 from .models import Photo
 
 logger = logging.getLogger(__name__)

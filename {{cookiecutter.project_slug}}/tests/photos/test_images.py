@@ -7,13 +7,8 @@ import warnings
 import pytest
 from PIL import Image
 
-from photos.images import (
-    CORRUPT,
-    TOO_MUCH_MEMORY,
-    ImageRejected,
-    thumbnail,
-    untrusted_image,
-)
+from photos.decoder import Decoder, thumbnail
+from photos.images import CORRUPT, TOO_MUCH_MEMORY, ImageRejected, untrusted_image
 from tests import images
 
 
@@ -120,9 +115,18 @@ def test_a_worker_with_threads_is_never_forked():
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            width, height, _ = thumbnail(images.png((64, 48)), (32, 32), 10)
+            # A decoder of its own: started while the other thread runs.
+            decoder = Decoder()
+            width, height, _ = decoder.thumbnail(images.png((64, 48)), (32, 32), 10)
     finally:
         stop.set()
         other.join()
     assert (width, height) == (64, 48)
     assert [str(w.message) for w in caught if "multi-threaded" in str(w.message)] == []
+
+
+def test_after_a_decoder_stopped_for_time_the_next_image_is_decoded():
+    with pytest.raises(ImageRejected, match="took longer"):
+        thumbnail(images.many_scan_jpeg(scans=80_000), (320, 320), 0.5)
+    width, height, _ = thumbnail(images.png((640, 480)), (320, 320), 10)
+    assert (width, height) == (640, 480)

@@ -56,11 +56,16 @@ class Decoder:
             "size": list(size),
             "length": len(data),
         }
+        request = json.dumps(job).encode() + b"\n" + data
         with self.lock:
-            process = self._started()
-            process.stdin.write(json.dumps(job).encode() + b"\n" + data)
-            process.stdin.flush()
-            reply = _reply(process.stdout.fileno(), time.monotonic() + seconds)
+            try:
+                process = self._started()
+                process.stdin.write(request)
+                process.stdin.flush()
+                reply = _reply(process.stdout.fileno(), time.monotonic() + seconds)
+            except OSError:  # it died (the OOM killer, someone's kill)
+                self._stop()
+                raise RuntimeError("The image decoder stopped unexpectedly.") from None
             if reply is None:  # still decoding: the decoder and its child go
                 self._stop()
                 raise ImageRejected(
@@ -86,22 +91,26 @@ class Decoder:
                 bufsize=0,
             )
             self.owner = os.getpid()
-            reply = _reply(self.process.stdout.fileno(), time.monotonic() + 60)
+            try:
+                reply = _reply(self.process.stdout.fileno(), time.monotonic() + 60)
+            except OSError:  # it died starting: its error is on stderr
+                reply = None
             if reply is None or reply[0]["outcome"] != "ready":
                 self._stop()
-                raise RuntimeError("The image decoder did not start within 60 s.")
+                raise RuntimeError("The image decoder did not start.")
         return self.process
 
     def _stop(self):
-        self.process.kill()
-        self.process.wait()
+        if self.process and self.owner == os.getpid():
+            self.process.kill()
+            self.process.wait()
         self.process = None
 
 
 def _reply(fd, deadline):
     """The decoder's next answer, (outcome, bytes), or None at the deadline.
 
-    A decoder that died has its image answered as corrupt.
+    Raises BrokenPipeError if the decoder is gone.
     """
     buffer = b""
     outcome = None
@@ -117,7 +126,7 @@ def _reply(fd, deadline):
         if readable:
             chunk = os.read(fd, 1 << 16)
             if not chunk:
-                return {"outcome": "rejected", "message": CORRUPT}, b""
+                raise BrokenPipeError("the decoder closed its output")
             buffer += chunk
     return outcome, buffer
 

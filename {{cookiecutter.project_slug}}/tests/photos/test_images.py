@@ -130,3 +130,11 @@ def test_after_a_decoder_stopped_for_time_the_next_image_is_decoded():
         thumbnail(images.many_scan_jpeg(scans=80_000), (320, 320), 0.5)
     width, height, _ = thumbnail(images.png((640, 480)), (320, 320), 10)
     assert (width, height) == (640, 480)
+
+
+def test_a_decoder_killed_between_images_is_replaced():
+    decoder = Decoder()
+    assert decoder.thumbnail(images.png((64, 48)), (32, 32), 10)[:2] == (64, 48)
+    decoder.process.kill()  # as the OOM killer would
+    decoder.process.wait()
+    assert decoder.thumbnail(images.png((48, 64)), (32, 32), 10)[:2] == (48, 64)

@@ -101,11 +101,14 @@ SWITCHES = [
 ]
 
 
-@pytest.fixture(params=SWITCHES, ids=[f"{old}-to-{new}" for old, new in SWITCHES])
-def switched(request, baked, tmp_path):
-    """The grown project of the first backend, switched to the second."""
+@pytest.fixture(
+    scope="module", params=SWITCHES, ids=[f"{old}-to-{new}" for old, new in SWITCHES]
+)
+def switched(request, baked, tmp_path_factory):
+    """The grown project of the first backend, switched to the second (the
+    tests read it; the suite's run adds only ignored files)."""
     old, new = request.param
-    project = as_repository(baked(old), tmp_path / "team")
+    project = as_repository(baked(old), tmp_path_factory.mktemp("team") / "team")
     grow(project)
     result = run(
         project,

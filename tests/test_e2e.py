@@ -421,6 +421,39 @@ def test_slow_uploads_leave_the_site_served(front, alice):
         assert response.status_code == 202, response.text
 
 
+@pytest.mark.parametrize("front", ["nginx"], indirect=True)
+def test_nginx_limits_login_attempts_and_never_page_loads(front):
+    """Past its burst, deploy/nginx answers login POSTs 429 in JSON; GETs of
+    the page (a browser, a health check, a test waiting for the site) are
+    never counted, so they neither get 429 nor use up the attempts."""
+    url, tls = front
+    options = {"verify": tls or True, "headers": {"Origin": url}, "timeout": 10}
+    with httpx.Client(base_url=url, **options) as client:
+        loads = [client.get("/accounts/login/").status_code for _ in range(30)]
+        assert set(loads) == {200}, loads
+        token = client.cookies["csrftoken"]
+        # A name per attempt: the project's own limit per account stays out.
+        answers = [
+            client.post(
+                "/accounts/login/",
+                data={
+                    "username": f"nobody-{attempt}",
+                    "password": "wrong",
+                    "csrfmiddlewaretoken": token,
+                },
+            )
+            for attempt in range(20)
+        ]
+    statuses = [answer.status_code for answer in answers]
+    # 20 a minute after a burst of 10: the first 11 pass (to Django, which
+    # answers a wrong password with the form again); then one per 3 s.
+    assert statuses[:11] == [200] * 11, statuses
+    refused = [answer for answer in answers if answer.status_code == 429]
+    assert refused, statuses
+    assert refused[0].headers["content-type"].startswith("application/json")
+    assert "Too many requests" in refused[0].json()["error"]
+
+
 def restart_worker(stack):
     """The worker was killed or stopped: start it again, as compose does."""
     kill(stack["processes"]["worker"])

@@ -94,3 +94,36 @@ def pytest_runtest_makereport(item, call):
         if logs:
             break
     return report
+
+
+# The modules whose groups take minutes (running stacks, schedules of
+# minute-long ticks, a project's own suite), slowest first. They run first,
+# so that the processes of pytest-xdist are not left waiting on one of them
+# at the end.
+SLOW_FIRST = ["test_schedule", "test_e2e", "test_switch", "test_bake", "test_deploy"]
+
+
+def slowness(item):
+    name = item.module.__name__.rsplit(".", 1)[-1]
+    return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (``--dist loadgroup``), one process runs a module's
+    tests of one project: its module fixtures (a baked project, a running
+    stack) are made once, not once per process.
+
+    A group is the module and the case, or the pair of cases of a switch,
+    that the test is parametrized with; other parameters (the front of an
+    end-to-end stack, a test's own) do not split it.
+    """
+    items.sort(key=slowness)  # stable: a module's order is kept
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        projects = [
+            str(value)
+            for value in (callspec.params.values() if callspec else ())
+            if isinstance(value, tuple) or (isinstance(value, str) and value in CASES)
+        ]
+        group = "-".join([item.module.__name__, *projects])
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -30,6 +30,7 @@ from .bakery import (
     python,
     run,
 )
+from .web import wait_until
 
 RAN = re.compile(r"^(\S+ \S+) INFO core\.cleanup: Clean-up deleted", re.M)
 
@@ -92,10 +93,15 @@ def project(request, synced, tmp_path):
         for name, service in services.items()
         if name in {"worker", "scheduler"}
     }
+    row = backend_of(request.param)
+    markers = {"worker": row["ready_marker"]}
+    if row["scheduler"]:
+        markers["scheduler"] = row["scheduler"]["ready_marker"]
     return {
         "path": project,
         "env": env,
         "commands": commands,
+        "markers": markers,
         "tick": tick,
         "logs": tmp_path,
     }
@@ -104,10 +110,16 @@ def project(request, synced, tmp_path):
 def workers(project, count, seconds, schedulers=1):
     """Run ``count`` workers for ``seconds``, with ``schedulers`` scheduler
     processes where the backend has them, stop them all as compose does, and
-    return the times the clean-up ran (epoch seconds, from the logs)."""
-    commands = [project["commands"]["worker"]] * count
+    return the times the clean-up ran (epoch seconds, from the logs).
+
+    The ``seconds`` count from the moment every process said it is ready:
+    on a busy machine a start takes seconds, and ticks that fell before it
+    were never meant to run.
+    """
+    services = ["worker"] * count
     if "scheduler" in project["commands"]:
-        commands += [project["commands"]["scheduler"]] * schedulers
+        services += ["scheduler"] * schedulers
+    commands = [project["commands"][service] for service in services]
     logs = [
         (
             project["logs"] / f"{Path(command[-1]).name}-{time.monotonic_ns()}-{n}.log"
@@ -125,6 +137,13 @@ def workers(project, count, seconds, schedulers=1):
         )
         for command, log in zip(commands, logs, strict=True)
     ]
+    for service, log in zip(services, logs, strict=True):
+        marker = project["markers"][service]
+        wait_until(
+            lambda log=log, marker=marker: marker in Path(log.name).read_text(),
+            60,
+            f"a {service} to be ready",
+        )
     time.sleep(seconds)
     for process in processes:
         process.send_signal(signal.SIGTERM)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,34 @@ if DEFAULT in BACKENDS:
             "domain_name": "alerts.example.org",
         },
     }
+
+
+def representative(name):
+    """The backend whose heavy checks (compose for real, the server guide on
+    Debian booting systemd) stand for backend ``name``'s: the default for
+    the backends without a broker; else, of the backends on its broker, the
+    first with a scheduler process. Their deployments differ only in what
+    the cheaper checks cover for every backend (tests/test_conformance.py).
+    """
+    broker = TEMPLATE["_backends"][name]["broker"]
+    if broker is None:
+        return DEFAULT
+    on_broker = [
+        other
+        for other in TEMPLATE["task_backend"]
+        if TEMPLATE["_backends"][other]["broker"] == broker
+    ]
+    with_scheduler = [o for o in on_broker if TEMPLATE["_backends"][o]["scheduler"]]
+    return (with_scheduler or on_broker)[0]
+
+
+# The backends the heavy checks run for: the representatives, and any backend
+# under test whose representative is not (OFFLOAD_BACKENDS).
+HEAVY = [
+    name
+    for name in BACKENDS
+    if representative(name) == name or representative(name) not in BACKENDS
+]
 
 
 def backend_of(case):
@@ -120,3 +149,30 @@ def fresh_database(env):
     maintenance = f"--maintenance-db={PG_URL}/postgres"
     run(ROOT, "dropdb", "--if-exists", "--force", maintenance, database)
     run(ROOT, "createdb", maintenance, database)
+
+
+# The generated README's server guide (tests/test_server.py follows it).
+GUIDE = "### On a Debian or Ubuntu server"
+
+
+def guide_steps(readme):
+    """The guide's steps, in order: (heading, [command, ...], text).
+
+    A line of a console block that starts with the root prompt ``# `` is a
+    command; the lines after it without a prompt belong to it (a here
+    document's body).
+    """
+    text = readme.split(GUIDE, 1)[1]
+    text = re.split(r"^#{2,3} ", text, maxsplit=1, flags=re.M)[0]
+    steps = []
+    for part in re.split(r"^#### ", text, flags=re.M)[1:]:
+        heading = part.splitlines()[0]
+        commands = []
+        for block in re.findall(r"```console\n(.*?)```", part, re.S):
+            for line in block.splitlines():
+                if line.startswith("# "):
+                    commands.append(line[2:])
+                else:
+                    commands[-1] += "\n" + line
+        steps.append((heading, commands, part))
+    return steps

@@ -10,11 +10,12 @@ two stacks and the rest of the suite never compete for a port. Everything a
 user does then goes through the published HTTP port.
 
 Cases: the default backend, and one backend per broker (the one with a
-scheduler process first, so that compose's scheduler service runs too).
+scheduler process first, so that compose's scheduler service runs too):
+tests/bakery.py HEAVY. tests/test_conformance.py shows that the others'
+compose files differ from theirs only in what the cheaper checks cover.
 """
 
 import datetime as dt
-import io
 import json
 import os
 import re
@@ -23,15 +24,14 @@ import signal
 import subprocess
 import time
 import tomllib
-import uuid
 
 import httpx
 import pytest
-from PIL import Image
 
-from .bakery import BACKENDS, DEFAULT, TEMPLATE, backend_of, run
+from .bakery import HEAVY, backend_of, run
 from .web import (
     PASSWORD,
+    http_contract,
     login,
     mailpit_recipients,
     noise_png,
@@ -44,19 +44,6 @@ from .web import (
 )
 
 pytestmark = pytest.mark.compose
-
-
-def compose_cases():
-    cases = [DEFAULT]
-    for broker in TEMPLATE["_brokers"]:
-        on_broker = [
-            name
-            for name in TEMPLATE["task_backend"]
-            if TEMPLATE["_backends"][name]["broker"] == broker
-        ]
-        on_broker.sort(key=lambda name: not TEMPLATE["_backends"][name]["scheduler"])
-        cases += on_broker[:1]
-    return [case for case in cases if case in BACKENDS]
 
 
 def docker_section(project):
@@ -129,7 +116,7 @@ def shell(stack, code):
     return compose(stack, "exec", "-T", "web", *manage)
 
 
-@pytest.fixture(scope="module", params=compose_cases())
+@pytest.fixture(scope="module", params=HEAVY)
 def stack(request, baked, tmp_path_factory, docker_engine):
     case = request.param
     project = baked(case)
@@ -210,26 +197,10 @@ def test_the_image_holds_exactly_the_locked_versions(stack):
 
 def test_the_http_contract_through_the_published_port(stack):
     alice, mallory = login(stack, "alice"), login(stack, "mallory")
-    photo = noise_png((640, 480))
-    response = post(alice, "/photos/", files={"image": ("sky.png", photo)})
-    assert response.status_code == 202, response.text
-    status_url = response.json()["status_url"]
-    body = settled(alice, status_url, timeout=60)
-    assert body["status"] == "done", body
-    thumbnail = alice.get(body["thumbnail_url"])
-    assert thumbnail.headers["content-type"] == "image/webp"
-    assert Image.open(io.BytesIO(thumbnail.content)).size[0] <= 640
-
-    subject = f"Compose {uuid.uuid4().hex[:8]}"
-    recipients = [f"r{i}@example.org" for i in range(5)]
-    note = notify(alice, subject, recipients)
-    body = settled(alice, note, timeout=60)
-    assert (body["status"], body["sent"], body["pending"]) == ("done", 5, 0), body
-    assert mailpit_recipients(stack["mail"], subject) == recipients
-
-    for url in (status_url, thumbnail.url.path, note):
-        assert mallory.get(url).status_code == 404, url
-    stack["photo"] = (status_url, thumbnail.content, alice.cookies)
+    photo, thumbnail, _ = http_contract(
+        alice, mallory, lambda subject: mailpit_recipients(stack["mail"], subject)
+    )
+    stack["photo"] = (photo, thumbnail.content, alice.cookies)
 
 
 def test_stop_lets_the_running_task_finish(stack):

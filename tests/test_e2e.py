@@ -37,6 +37,7 @@ from .web import (
     catches,
     connect,
     free_port,
+    http_contract,
     login,
     multipart,
     nginx_conf,
@@ -224,27 +225,22 @@ def test_every_recipient_gets_the_notification(stack, alice):
     assert sorted(rcpt for e in delivered for rcpt in e.rcpt_tos) == sorted(recipients)
 
 
-def test_uploaded_png_gets_a_thumbnail(alice, images):
-    response = post(
-        alice, "/photos/", files={"image": ("sky.png", images.png((1600, 1200)))}
-    )
-    assert response.status_code == 202, response.text
-    body = settled(alice, response.json()["status_url"])
-    assert body["status"] == "done", body
-    thumbnail = alice.get(body["thumbnail_url"])
-    assert thumbnail.status_code == 200
-    assert thumbnail.headers["content-type"] == "image/webp"
-    with Image.open(io.BytesIO(thumbnail.content)) as image:
-        assert image.format == "WEBP"
-        assert image.size == (320, 240)
+def test_the_http_contract(stack, alice):
+    """The contract compose and the server guide are held to (tests/web.py)."""
 
+    def delivered(subject):
+        return sorted(
+            recipient
+            for envelope in stack["inbox"].envelopes
+            if f"Subject: {subject}".encode() in envelope.content
+            for recipient in envelope.rcpt_tos
+        )
 
-def test_another_user_cannot_see_the_photo(stack, alice, images):
-    response = post(alice, "/photos/", files={"image": ("a.png", images.png())})
-    status_url = response.json()["status_url"]
     mallory = login(stack, "mallory")
-    assert mallory.get(status_url).status_code == 404
-    mallory.close()
+    try:
+        http_contract(alice, mallory, delivered)
+    finally:
+        mallory.close()
 
 
 def test_non_image_is_refused_with_a_message(alice):

@@ -8,6 +8,7 @@ import socket
 import ssl
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -90,6 +91,49 @@ def sending(client, subject, count=4, recipients=200):
         return next((b for b in bodies if b["status"] == "running" and b["sent"]), None)
 
     return wait_until(running, 60, "a notification to be sending"), urls
+
+
+def http_contract(alice, mallory, delivered):
+    """What the project does for its users over HTTP, however it is run
+    (processes started by the tests, compose, the server guide): a photo
+    gets its thumbnail, a notification reaches every recipient, and another
+    user sees none of it.
+
+    ``alice`` and ``mallory`` are logged-in clients; ``delivered(subject)``
+    gives the sorted recipients the mail server got with that subject.
+    Returns the photo's status URL, its thumbnail response and the
+    notification's status URL.
+    """
+    response = post(
+        alice, "/photos/", files={"image": ("sky.png", noise_png((640, 480)))}
+    )
+    assert response.status_code == 202, response.text
+    photo = response.json()["status_url"]
+    body = settled(alice, photo, timeout=60)
+    assert (body["status"], body["error"]) == ("done", None), body
+    thumbnail = alice.get(body["thumbnail_url"])
+    assert thumbnail.status_code == 200
+    assert thumbnail.headers["content-type"] == "image/webp"
+    with Image.open(io.BytesIO(thumbnail.content)) as image:
+        assert (image.format, image.size) == ("WEBP", (320, 240))
+
+    subject = f"Contract {uuid.uuid4().hex[:8]}"
+    recipients = [f"r{i}@example.org" for i in range(5)]
+    note = notify(alice, subject, recipients)
+    body = settled(alice, note, timeout=60)
+    assert body == {
+        "id": body["id"],
+        "status": "done",
+        "error": None,
+        "sent": 5,
+        "failed": 0,
+        "pending": 0,
+    }
+    assert delivered(subject) == recipients
+
+    for url in (photo, thumbnail.url.path, note):
+        assert mallory.get(url).status_code == 404, url
+    return photo, thumbnail, note
 
 
 def mailpit_recipients(mailpit_url, subject):

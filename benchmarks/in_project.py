@@ -77,17 +77,15 @@ def percentiles(samples):
     return statistics.median(ordered), p99
 
 
-def upload_latency(requests):
+def upload_latency(requests, inline):
     user = get_user_model().objects.create_user("bench")
     client = Client()
     client.force_login(user)
     data = photo_bytes()
     print(f"upload: {len(data) / 1e6:.2f} MB JPEG, 3000x2000, {requests} requests each")
-    timings = {
-        "/bench/save-only/": [],
-        "/photos/": [],
-        "/bench/inline/": [],
-    }
+    timings = {"/bench/save-only/": [], "/photos/": []}
+    if inline:
+        timings["/bench/inline/"] = []
     with override_settings(ROOT_URLCONF="bench_views"):
         for i in range(requests + 5):
             for name, samples in timings.items():
@@ -224,13 +222,16 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--tasks", type=int, default=3000)
+    parser.add_argument(
+        "--inline", action="store_true", help="also time the thumbnail made inline"
+    )
     args = parser.parse_args()
     recreate_database()
     print(
         f"database: PostgreSQL {connection.cursor().connection.info.server_version}, "
         f"{os.cpu_count()} CPUs"
     )
-    upload_latency(args.requests)
+    upload_latency(args.requests, args.inline)
     print(f"enqueue: {enqueue_rate(args.tasks):.0f} tasks/s (no-op task)")
     workers(args.tasks)
 

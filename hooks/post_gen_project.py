@@ -5,6 +5,7 @@ Runs inside the new project directory (cookiecutter's rule, under cruft too).
 Tests import it and call the functions with a context dict and a directory.
 """
 
+import contextlib
 import json
 import re
 import secrets
@@ -46,6 +47,9 @@ def dependency_problem(slug, root):
         )
     return None
 
+
+# Written by hooks/pre_prompt.py in cookiecutter's copy of the template.
+COPY_MARK = ".offload-template-copy"
 
 # The one table of option -> paths that exist only when the option is on.
 OPTIONAL_PATHS = {
@@ -203,10 +207,22 @@ def next_steps(context):
     return "\n".join(lines)
 
 
+def remove_template_copy(context):
+    """Remove cookiecutter's copy of the template, which it keeps after a
+    bake a hook stops: only a copy hooks/pre_prompt.py marked, never the
+    template the user named."""
+    copy = Path(context.get("_repo_dir", ""))
+    if copy.is_absolute() and (copy / COPY_MARK).is_file():
+        shutil.rmtree(copy)
+        with contextlib.suppress(OSError):
+            copy.parent.rmdir()  # cookiecutter's folder for it, now empty
+
+
 def main(context, root):
     problem = dependency_problem(context["project_slug"], root)
     if problem:
         print(f"ERROR: {problem}", file=sys.stderr)
+        remove_template_copy(context)
         return 1
     remove_unselected(context, root)
     remove_unfilled(context, root)

@@ -11,11 +11,14 @@ project's uv.lock is refused after rendering, by the post-generation hook,
 which reads the rendered lock.
 """
 
+import contextlib
 import json
 import keyword
 import re
+import shutil
 import sys
 import zoneinfo
+from pathlib import Path
 
 # The project's own packages, and names every Python program imports: a
 # project package with one of these names would shadow it on sys.path.
@@ -25,6 +28,8 @@ SHADOWED = OWN_MODULES | set(sys.stdlib_module_names)
 SLUG = re.compile(r"^[a-z_][a-z0-9_]*$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# Written by hooks/pre_prompt.py in cookiecutter's copy of the template.
+COPY_MARK = ".offload-template-copy"
 
 
 def slug_problem(slug, context):
@@ -77,10 +82,23 @@ def problems(context):
     return [problem for problem in found if problem]
 
 
+def remove_template_copy(context):
+    """Remove cookiecutter's copy of the template, which it keeps after a
+    bake a hook stops: only a copy hooks/pre_prompt.py marked, never the
+    template the user named."""
+    copy = Path(context.get("_repo_dir", ""))
+    if copy.is_absolute() and (copy / COPY_MARK).is_file():
+        shutil.rmtree(copy)
+        with contextlib.suppress(OSError):
+            copy.parent.rmdir()  # cookiecutter's folder for it, now empty
+
+
 def main(context):
     found = problems(context)
     for problem in found:
         print(f"ERROR: {problem}", file=sys.stderr)
+    if found:
+        remove_template_copy(context)
     return 1 if found else 0
 
 

@@ -9,11 +9,17 @@ path is what the other hooks are given, however the template was named: this
 hook exists for that. The post-generation hook reads the template's git
 origin and commit from that copy (``.cruft.json``).
 
-It runs in the copy, before the first question, unrendered; it changes
-nothing.
+It runs in the copy, before the first question, unrendered. It marks the
+copy as one (COPY_MARK): cookiecutter removes its copy after a bake that
+succeeds, not after one a hook stops, so the other hooks remove a marked
+copy when they stop a bake. The template the user named has no mark.
 """
 
 import sys
+from pathlib import Path
+
+COPY_MARK = ".offload-template-copy"
 
 if __name__ == "__main__":
+    (Path.cwd() / COPY_MARK).touch()
     sys.exit(0)

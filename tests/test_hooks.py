@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import re
+import tempfile
 
 import pytest
 from cookiecutter.exceptions import FailedHookException
@@ -62,6 +63,21 @@ def test_each_bad_answer_gets_one_sentence(field, value, expected):
     assert repr(value) in problems[0]
 
 
+@pytest.fixture
+def temporary(tmp_path, monkeypatch):
+    """A temporary folder of the test's own, for cookiecutter and its hooks."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    return folder
+
+
+def template_copies(folder):
+    """cookiecutter's copies of the template left in ``folder``."""
+    return [path for path in folder.iterdir() if path.is_dir()]
+
+
 @pytest.mark.parametrize(
     "answers",
     [
@@ -71,12 +87,16 @@ def test_each_bad_answer_gets_one_sentence(field, value, expected):
         {"domain_name": "nodots"},
     ],
 )
-def test_bad_answers_stop_generation_and_leave_nothing(tmp_path, capfd, answers):
+def test_bad_answers_stop_generation_and_leave_nothing(
+    tmp_path, temporary, capfd, answers
+):
+    output = tmp_path / "out"
     with pytest.raises(FailedHookException):
         cookiecutter(
-            str(ROOT), no_input=True, extra_context=answers, output_dir=str(tmp_path)
+            str(ROOT), no_input=True, extra_context=answers, output_dir=str(output)
         )
-    assert list(tmp_path.iterdir()) == []
+    assert list(output.iterdir()) == []
+    assert template_copies(temporary) == []
     assert "ERROR: " in capfd.readouterr().err
 
 
@@ -99,16 +119,18 @@ def test_a_slug_equal_to_any_locked_package_is_refused(backend, tmp_path):
 
 
 def test_a_project_named_like_a_dependency_is_removed_with_one_sentence(
-    tmp_path, capfd
+    tmp_path, temporary, capfd
 ):
+    output = tmp_path / "out"
     with pytest.raises(FailedHookException):
         cookiecutter(
             str(ROOT),
             no_input=True,
             extra_context={"project_slug": "sqlparse"},
-            output_dir=str(tmp_path),
+            output_dir=str(output),
         )
-    assert list(tmp_path.iterdir()) == []
+    assert list(output.iterdir()) == []
+    assert template_copies(temporary) == []
     errors = [line for line in capfd.readouterr().err.splitlines() if "ERROR" in line]
     assert errors == [
         "ERROR: Project slug 'sqlparse' is the name of a module or package "

@@ -1,8 +1,10 @@
 """Validate the answers before cookiecutter writes anything.
 
 Each check returns one clear sentence, or None. Run by cookiecutter, the
-module exits 1 with that sentence on stderr, and cookiecutter then removes the
-half-made output directory. Tests import it and call ``problems()`` directly.
+module exits 1 with that sentence on stderr, after removing cookiecutter's
+copy of the template (``remove_template_copy``), and cookiecutter then
+removes the half-made output directory. Tests import it and call
+``problems()`` directly.
 
 Everything comes from the answers and cookiecutter.json's tables: no file is
 read, so the checks hold however the template was named (``cookiecutter .``,

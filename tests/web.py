@@ -185,6 +185,16 @@ class SlowInbox:
         self.envelopes.append(envelope)
         return "250 Message accepted"
 
+    def recipients(self, subject):
+        """The sorted recipients of the messages with ``subject`` (as
+        ``mailpit_recipients`` for Mailpit)."""
+        return sorted(
+            recipient
+            for envelope in self.envelopes
+            if f"Subject: {subject}".encode() in envelope.content
+            for recipient in envelope.rcpt_tos
+        )
+
 
 def catches(pid, signum=signal.SIGTERM):
     """True once process ``pid`` has a handler for ``signum`` (Linux /proc).

@@ -55,9 +55,12 @@ pytestmark = pytest.mark.e2e
 # that what they bound is seen within a test, yet several times what the
 # sample photos take on a machine loaded by other tests (0.3 s idle, up to
 # 2 s seen with the compose tests running beside these). The time limit
-# stays above the decode budget, as in production (20 s and 110 s).
+# stays above the decode budget, as in production (20 s and 110 s), with room
+# for a worker's first decoder to start (a new interpreter: 0.4 s idle, over
+# 3 s seen in CI with two cores loaded), so the budget, not the limit, ends a
+# slow decode.
 DECODE_SECONDS = 5
-TIME_LIMIT = 8
+TIME_LIMIT = 12
 
 
 def compose_command(compose, service):

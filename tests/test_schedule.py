@@ -119,31 +119,35 @@ def workers(project, count, seconds, schedulers=1):
     services = ["worker"] * count
     if "scheduler" in project["commands"]:
         services += ["scheduler"] * schedulers
-    commands = [project["commands"][service] for service in services]
-    logs = [
-        (
-            project["logs"] / f"{Path(command[-1]).name}-{time.monotonic_ns()}-{n}.log"
-        ).open("w+")
-        for n, command in enumerate(commands)
-    ]
-    processes = [
-        subprocess.Popen(
-            command,
-            cwd=project["path"],
-            env={**os.environ, **project["env"]},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        for command, log in zip(commands, logs, strict=True)
-    ]
-    for service, log in zip(services, logs, strict=True):
-        marker = project["markers"][service]
-        wait_until(
-            lambda log=log, marker=marker: marker in Path(log.name).read_text(),
-            60,
-            f"a {service} to be ready",
-        )
+    logs, processes = [], []
+    # The workers first, then the schedulers: a tick queued while no worker
+    # is up yet would run late, beside the next one.
+    for kind in ("worker", "scheduler"):
+        started = []
+        for n, service in enumerate(services):
+            if service != kind:
+                continue
+            command = project["commands"][service]
+            name = f"{Path(command[-1]).name}-{time.monotonic_ns()}-{n}.log"
+            log = (project["logs"] / name).open("w+")
+            process = subprocess.Popen(
+                command,
+                cwd=project["path"],
+                env={**os.environ, **project["env"]},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            logs.append(log)
+            processes.append(process)
+            started.append(log)
+        marker = project["markers"].get(kind)
+        for log in started:
+            wait_until(
+                lambda log=log, marker=marker: marker in Path(log.name).read_text(),
+                60,
+                f"a {kind} to be ready",
+            )
     time.sleep(seconds)
     for process in processes:
         process.send_signal(signal.SIGTERM)

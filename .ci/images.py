@@ -49,6 +49,7 @@ RECIPES = {
     "python": "python",
     "postgres": "postgres",
     "redis": "redis",
+    "rabbitmq": "rabbitmq",
     "axllent/mailpit": "mailpit",
     "ghcr.io/astral-sh/uv": "uv",
     "debian": "debian",

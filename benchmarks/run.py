@@ -71,7 +71,9 @@ def benchmark(backend, args, tmp, inline):
     env["PYTHONPATH"] = str(bench)
     if row["broker"]:
         broker = TEMPLATE["_brokers"][row["broker"]]
-        env[broker["url_variable"]] = broker["default_url"]
+        env[broker["url_variable"]] = (
+            os.environ.get(f"OFFLOAD_{broker['url_variable']}") or broker["default_url"]
+        )
     if row["state_volume"]:
         env["STATE_DIRECTORY"] = str(tmp)
     print(f"\n== {backend}: {row['label']}", flush=True)

@@ -79,6 +79,9 @@ def remove_unselected(context, root):
 # row has the process): each is removed when it renders empty, and
 # core/management with them when no command is left.
 BACKEND_OPTIONAL = [
+    "core/actors.py",
+    "core/admin.py",
+    "core/broker.py",
     "core/management/commands/worker.py",
     "core/management/commands/scheduler.py",
     "tests/core/test_commands.py",
@@ -99,7 +102,8 @@ def remove_unfilled(context, root):
 
 
 def write_env(root):
-    """Copy .env.example to a git-ignored .env, with a fresh secret key.
+    """Copy .env.example to a git-ignored .env, with a fresh secret key (and
+    a password for compose's broker, where it asks for one).
 
     The same command makes .env on a fresh clone (README.md): .env.example is
     a working development configuration whose empty key falls back to a
@@ -110,7 +114,10 @@ def write_env(root):
         return
     example = (root / ".env.example").read_text()
     key = f"SECRET_KEY={secrets.token_urlsafe(50)}"
-    env.write_text(re.sub(r"^SECRET_KEY=$", key, example, count=1, flags=re.M))
+    example = re.sub(r"^SECRET_KEY=$", key, example, count=1, flags=re.M)
+    password = f"BROKER_PASSWORD={secrets.token_urlsafe(24)}"
+    example = re.sub(r"^BROKER_PASSWORD=$", password, example, count=1, flags=re.M)
+    env.write_text(example)
     env.chmod(0o600)
 
 

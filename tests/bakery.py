@@ -9,6 +9,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pika
+import redis
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the template venv: uv, linters, supervisord
 UV = str(BIN / "uv")
@@ -99,6 +102,12 @@ def run(cwd, *args, env=None, check=True, timeout=600):
     return result
 
 
+def broker_url(broker):
+    """Where the tests reach a broker: its row's development address, or
+    OFFLOAD_<its variable> (CI's RabbitMQ has a user of its own)."""
+    return os.environ.get(f"OFFLOAD_{broker['url_variable']}") or broker["default_url"]
+
+
 def production_env(name, case=DEFAULT):
     """Environment of a production-like run: DEBUG off, PostgreSQL.
 
@@ -118,7 +127,7 @@ def production_env(name, case=DEFAULT):
     }
     broker = broker_of(case)
     if broker:
-        env[broker["url_variable"]] = broker["default_url"]
+        env[broker["url_variable"]] = broker_url(broker)
     if backend_of(case)["state_volume"]:
         state = Path(tempfile.gettempdir()) / f"offload-state-{name}"
         shutil.rmtree(state, ignore_errors=True)
@@ -144,11 +153,25 @@ def python(project):
 
 
 def fresh_database(env):
-    """Drop and create the PostgreSQL database that ``env`` names, empty."""
+    """Drop and create the PostgreSQL database that ``env`` names, empty, and
+    drop what an earlier run left queued for it on the broker (the queues
+    are named after the database: a task of an earlier run would name rows
+    that are gone, or, worse, new rows of the same id)."""
     database = env["DATABASE_URL"].rsplit("/", 1)[1]
     maintenance = f"--maintenance-db={PG_URL}/postgres"
     run(ROOT, "dropdb", "--if-exists", "--force", maintenance, database)
     run(ROOT, "createdb", maintenance, database)
+    if "REDIS_URL" in env:
+        client = redis.Redis.from_url(env["REDIS_URL"])
+        for key in client.scan_iter(f"*{database}*"):
+            client.delete(key)
+    if "RABBITMQ_URL" in env:
+        parameters = pika.URLParameters(env["RABBITMQ_URL"])
+        with pika.BlockingConnection(parameters) as connection:
+            channel = connection.channel()
+            # The queues Dramatiq declares: the queue, delayed, dead.
+            for name in (database, f"{database}.DQ", f"{database}.XQ"):
+                channel.queue_delete(name)
 
 
 # The generated README's server guide (tests/test_server.py follows it).

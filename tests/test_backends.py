@@ -7,6 +7,7 @@ backend: adding one needs no edit outside its row, its folder and, for a new
 broker, one `_brokers` row.
 """
 
+import json
 import re
 import shlex
 import signal
@@ -66,6 +67,11 @@ BROKER_KEYS = {
     "debian_package": str,
     "server_url": str,
     "server_setup": list,
+    # What the guide says of it after those commands.
+    "server_text": str,
+    # compose.yaml's service asks for BROKER_PASSWORD (.env, written by the
+    # post-generation hook).
+    "compose_password": bool,
 }
 DELIVERY = {"at-most-once", "at-least-once"}
 
@@ -92,6 +98,18 @@ def folder_files(name):
         for path in folder.rglob("*")
         if path.is_file() and "__pycache__" not in path.parts
     }
+
+
+# A whole file that is another folder's: `{% include "backends/<name>/<path>" %}`.
+SHARED_FILE = re.compile(r'\{% include "backends/([^/"]+)/([^"]+)" %\}')
+
+
+def folder_text(name, path):
+    """A backend folder's file, or the file of another folder that it is
+    (two backends of one library share their files this way)."""
+    text = (BACKENDS_DIR / name / path).read_text()
+    shared = SHARED_FILE.fullmatch(text)
+    return folder_text(*shared.groups()) if shared else text
 
 
 def test_choices_labels_rows_and_folders_are_the_same_backends():
@@ -138,11 +156,15 @@ def test_each_broker_row_has_what_compose_ci_and_systemd_need(name):
     assert set(broker) == set(BROKER_KEYS), name
     for key, kind in BROKER_KEYS.items():
         assert isinstance(broker[key], kind), (name, key)
-    assert set(broker["service"]) == {"image", "command", "data", "healthcheck"}
+    service = broker["service"]
+    assert set(service) == {"image", "command", "data", "healthcheck", "environment"}
+    uses_password = "BROKER_PASSWORD" in json.dumps([broker["compose_url"], service])
+    assert uses_password == broker["compose_password"]
     assert broker["service"]["healthcheck"][0] == "CMD"
     assert f":{broker['port']}" in broker["default_url"]
     assert broker["compose_url"].startswith(broker["default_url"].split(":")[0])
-    assert f"//{name}:" in broker["compose_url"]  # the compose service's name
+    # The compose service's name, after the credentials if any.
+    assert re.search(rf"[/@]{name}:", broker["compose_url"])
     assert broker["systemd_unit"].endswith(".service")
     assert [row for row in TEMPLATE["_backends"].values() if row["broker"] == name]
 
@@ -162,7 +184,7 @@ def test_optional_files_are_removed_by_the_hook_when_a_backend_leaves_them():
 
 @pytest.mark.parametrize("name", TEMPLATE["task_backend"])
 def test_each_worker_script_execs_the_rows_worker_command(name):
-    script = (BACKENDS_DIR / name / "bin" / "worker").read_text()
+    script = folder_text(name, "bin/worker")
     assert script.startswith("#!/bin/sh\n")
     assert f'\nexec {TEMPLATE["_backends"][name]["worker_command"]} "$@"\n' in script
 
@@ -173,7 +195,7 @@ def test_a_scheduler_script_exists_exactly_when_the_row_has_a_scheduler(name):
     script = BACKENDS_DIR / name / "bin" / "scheduler"
     assert script.exists() == (scheduler is not None)
     if scheduler:
-        text = script.read_text()
+        text = folder_text(name, "bin/scheduler")
         assert text.startswith("#!/bin/sh\n")
         assert f'\nexec {scheduler["command"]} "$@"\n' in text
 

@@ -10,6 +10,7 @@ import configparser
 import contextlib
 import fnmatch
 import io
+import json
 import os
 import pwd
 import re
@@ -377,9 +378,19 @@ def test_compose_broker_is_persisted_healthchecked_and_not_published(compose, ca
     ]
     assert service["healthcheck"]["test"] == broker["service"]["healthcheck"]
     assert "ports" not in service
+    # A user and password of the project's, never a default one.
+    slug = compose["name"]
+    if broker["compose_password"]:
+        assert "guest" not in json.dumps(service)
+    expected = {
+        name: value.replace("{slug}", slug)
+        for name, value in broker["service"]["environment"].items()
+    }
+    assert service.get("environment", {}) == expected
     for name in ("web", "worker"):
         environment = compose["services"][name]["environment"]
-        assert environment[broker["url_variable"]] == broker["compose_url"]
+        url = broker["compose_url"].replace("{slug}", slug)
+        assert environment[broker["url_variable"]] == url
 
 
 def assert_healthy_dependencies(services):
@@ -854,8 +865,12 @@ def test_supervisord_runs_web_and_workers_and_lets_the_running_task_finish(
     serving(f"{handle['url']}/accounts/login/", timeout=30)
     # RUNNING means "up for 1 s"; a worker handles SIGTERM gracefully once
     # its loop has started.
+    # (Each worker's log says so, once per process it runs.)
+    logs = [handle["logs"] / f"worker_{n:02d}.log" for n in range(2)]
     wait_until(
-        lambda: program_logs(handle).count(row["ready_marker"]) == 2,
+        lambda: all(
+            log.exists() and row["ready_marker"] in log.read_text() for log in logs
+        ),
         30,
         "both workers to start",
     )

@@ -148,6 +148,20 @@ def follow(server, heading):
     server["timings"].append((heading, time.monotonic() - started))
 
 
+# What each broker holds, for the report of a failed test: a task stuck
+# somewhere shows there.
+BROKER_STATE = {
+    # Each key and its type.
+    "redis": (
+        'for k in $(redis-cli --scan | sort); do echo "$k $(redis-cli type $k)"; done'
+    ),
+    "rabbitmq": (
+        "rabbitmqctl list_queues -p {slug} name messages_ready "
+        "messages_unacknowledged consumers"
+    ),
+}
+
+
 def server_logs(server):
     """The journal and the supervisord programs' logs, as they end now."""
     slug = server["slug"]
@@ -158,13 +172,10 @@ def server_logs(server):
         ).stdout,
     }
     logs["processes"] = sh(server, "ps -eo pid,ppid,user,stat,args", check=False).stdout
-    if server["row"]["broker"]:
-        # Each key and its type: a job stuck in a list shows there.
-        keys = (
-            "for k in $(redis-cli --scan | sort); "
-            'do echo "$k $(redis-cli type $k)"; done'
-        )
-        logs["redis"] = sh(server, keys, check=False).stdout
+    broker = server["row"]["broker"]
+    if broker:
+        state = BROKER_STATE[broker].format(slug=slug)
+        logs[broker] = sh(server, state, check=False).stdout
     listed = sh(server, f"ls /var/log/{slug}/ 2>/dev/null", check=False).stdout
     for name in listed.split():
         path = f"/var/log/{slug}/{name}"

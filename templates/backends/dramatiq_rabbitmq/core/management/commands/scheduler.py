@@ -1,0 +1,1 @@
+{% include "backends/dramatiq_redis/core/management/commands/scheduler.py" %}

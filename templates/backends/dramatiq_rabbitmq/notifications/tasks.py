@@ -1,0 +1,1 @@
+{% include "backends/dramatiq_redis/notifications/tasks.py" %}

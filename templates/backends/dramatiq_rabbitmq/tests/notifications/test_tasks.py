@@ -1,0 +1,1 @@
+{% include "backends/dramatiq_redis/tests/notifications/test_tasks.py" %}

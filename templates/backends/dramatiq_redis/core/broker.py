@@ -1,0 +1,40 @@
+{%- set redis = cookiecutter._backends[cookiecutter.task_backend].broker == "redis" -%}
+"""What the project adds to Dramatiq's broker (DRAMATIQ_BROKER in settings).
+
+Loaded with the broker, as Django starts: before the models.
+"""
+
+import os
+{% if redis %}
+from dramatiq.brokers.redis import RedisBroker
+{%- endif %}
+from dramatiq.middleware import Middleware
+
+from core import forks
+{%- if redis %}
+
+# How long an idle worker waits, at most, between two looks for a task.
+# Dramatiq's Redis broker polls: it looks again after 5 ms, then waits twice
+# as long each time it finds nothing, up to this (Dramatiq's: 1 s, so a task
+# queued to an idle worker waited up to 1 s). Each look is one short Redis
+# command: at 50 ms, an idle worker sends at most 80 a second (2 processes,
+# each looking at the queue and at the delayed tasks).
+POLL_MS = 50
+
+
+class PollingRedisBroker(RedisBroker):
+    """Dramatiq's Redis broker, whose idle workers look for tasks every
+    POLL_MS at most."""
+
+    def consume(self, queue_name, prefetch=1, timeout=POLL_MS):
+        return super().consume(queue_name, prefetch, min(timeout, POLL_MS))
+{%- endif %}
+
+
+class DieWithTheMainProcess(Middleware):
+    """Each worker process dies with the main process that forked it, even
+    when that one alone is killed (core/forks.py): left running, it would
+    hold tasks that no one supervises."""
+
+    def after_process_boot(self, broker):
+        forks.die_with(os.getppid())

@@ -22,9 +22,9 @@ TASK_QUEUE = os.environ.get("TASK_QUEUE") or re.sub(
 # A message whose worker died (SIGKILL, out of memory) goes back to the
 # queue once the worker's heartbeat is this many seconds old. Dramatiq's
 # default is 60 s, looked for on a random 1 command in 1000: minutes. Here
-# every worker command looks: TASK_RECOVERY_SECONDS after the kill, plus
-# the next poll. A worker frozen this long (not dead) has its messages run
-# twice: tasks must be idempotent, as the samples are.
+# one worker command in ten looks (core/broker.py): TASK_RECOVERY_SECONDS
+# after the kill, plus a second or so. A worker frozen this long (not dead)
+# has its messages run twice: tasks must be idempotent, as the samples are.
 TASK_RECOVERY_SECONDS = int(os.environ.get("TASK_RECOVERY_SECONDS") or 15)
 
 
@@ -37,7 +37,8 @@ BROKER = {
     "OPTIONS": {
         "url": _bounded(os.environ.get("REDIS_URL") or "redis://localhost:6379/0"),
         "heartbeat_timeout": TASK_RECOVERY_SECONDS * 1000,
-        "maintenance_chance": 1_000_000,  # out of 1_000_000
+        # Worker processes only look for dead workers' tasks (core/broker.py).
+        "maintenance_chance": 0,
     },
 }
 {%- else %}
@@ -84,8 +85,9 @@ DRAMATIQ_BROKER = {
         # Each task's thread closes database connections that broke or
         # aged, before and after the task, as a request does.
         "django_dramatiq.middleware.DbConnectionsMiddleware",
-        # Worker processes die with the worker's main process.
-        "core.broker.DieWithTheMainProcess",
+        # Worker processes die with the worker's main process (and, on
+        # Redis, look for the tasks of dead workers).
+        "core.broker.WorkerProcesses",
     ],
 }
 # The worker loads the tasks modules of the apps; not django-dramatiq's own,

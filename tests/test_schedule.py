@@ -32,10 +32,6 @@ from .bakery import (
 )
 from .web import wait_until
 
-# They mostly sleep through ticks (minutes on huey): .ci/run runs them in
-# the process that waits on Docker, beside the rest of the suite.
-pytestmark = pytest.mark.ticks
-
 RAN = re.compile(r"^(\S+ \S+) INFO core\.cleanup: Clean-up deleted", re.M)
 
 # Photos and files for the clean-up to sort: (status, days old); orphans.

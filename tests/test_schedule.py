@@ -116,32 +116,31 @@ def workers(project, count, seconds, schedulers=1):
     on a busy machine a start takes seconds, and ticks that fell before it
     were never meant to run.
     """
-    services = ["worker"] * count
+    counts = {"worker": count}
     if "scheduler" in project["commands"]:
-        services += ["scheduler"] * schedulers
+        counts["scheduler"] = schedulers
     logs, processes = [], []
     # The workers first, then the schedulers: a tick queued while no worker
     # is up yet would run late, beside the next one.
-    for kind in ("worker", "scheduler"):
+    for kind, number in counts.items():
+        command = project["commands"][kind]
         started = []
-        for n, service in enumerate(services):
-            if service != kind:
-                continue
-            command = project["commands"][service]
+        for n in range(number):
             name = f"{Path(command[-1]).name}-{time.monotonic_ns()}-{n}.log"
             log = (project["logs"] / name).open("w+")
-            process = subprocess.Popen(
-                command,
-                cwd=project["path"],
-                env={**os.environ, **project["env"]},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+            processes.append(
+                subprocess.Popen(
+                    command,
+                    cwd=project["path"],
+                    env={**os.environ, **project["env"]},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             )
-            logs.append(log)
-            processes.append(process)
             started.append(log)
-        marker = project["markers"].get(kind)
+        logs += started
+        marker = project["markers"][kind]
         for log in started:
             wait_until(
                 lambda log=log, marker=marker: marker in Path(log.name).read_text(),

@@ -31,7 +31,7 @@ TASK_RECOVERY_SECONDS = int(os.environ.get("TASK_RECOVERY_SECONDS") or 15)
 {% include "brokers/redis/bounded_url.py" %}
 
 
-BROKER = {
+DRAMATIQ_BROKER = {
     # Dramatiq's, with idle workers that look for tasks more often.
     "BROKER": "core.broker.PollingRedisBroker",
     "OPTIONS": {
@@ -54,7 +54,7 @@ def _bounded(url):
     return f"{url}{'&' if '?' in url else '?'}{bounds}"
 
 
-BROKER = {
+DRAMATIQ_BROKER = {
     "BROKER": "dramatiq.brokers.rabbitmq.RabbitmqBroker",
     "OPTIONS": {
         "url": _bounded(os.environ.get("RABBITMQ_URL") or "amqp://localhost:5672/%2F"),
@@ -71,25 +71,22 @@ LOGGING["loggers"]["pika"] = {"level": "WARNING"}
 # middleware. Listed here: what the project uses, nothing else.
 from dramatiq.middleware import Retries, TimeLimit
 
-DRAMATIQ_BROKER = {
-    **BROKER,
-    "MIDDLEWARE": [
-        # Past TASK_TIME_LIMIT a task is interrupted (Dramatiq's: 10 min).
-        TimeLimit(time_limit=TASK_TIME_LIMIT * 1000),
-        # A task that raises is not run again unless its actor says how
-        # often (max_retries, min_backoff, max_backoff: see the samples).
-        # Dramatiq's default, 20 tries over days, would repeat a task that
-        # is not safe to repeat; a task whose worker died is not a retry:
-        # the broker gives its message to another worker.
-        Retries(max_retries=0),
-        # Each task's thread closes database connections that broke or
-        # aged, before and after the task, as a request does.
-        "django_dramatiq.middleware.DbConnectionsMiddleware",
-        # Worker processes die with the worker's main process (and, on
-        # Redis, look for the tasks of dead workers).
-        "core.broker.WorkerProcesses",
-    ],
-}
+DRAMATIQ_BROKER["MIDDLEWARE"] = [
+    # Past TASK_TIME_LIMIT a task is interrupted (Dramatiq's: 10 min).
+    TimeLimit(time_limit=TASK_TIME_LIMIT * 1000),
+    # A task that raises is not run again unless its actor says how
+    # often (max_retries, min_backoff, max_backoff: see the samples).
+    # Dramatiq's default, 20 tries over days, would repeat a task that
+    # is not safe to repeat; a task whose worker died is not a retry:
+    # the broker gives its message to another worker.
+    Retries(max_retries=0),
+    # Each task's thread closes database connections that broke or
+    # aged, before and after the task, as a request does.
+    "django_dramatiq.middleware.DbConnectionsMiddleware",
+    # Worker processes die with the worker's main process (and, on
+    # Redis, look for the tasks of dead workers).
+    "core.broker.WorkerProcesses",
+]
 # The worker loads the tasks modules of the apps; not django-dramatiq's own,
 # whose task prunes the records of a middleware the project does not use.
 DRAMATIQ_IGNORED_MODULES = ["django_dramatiq.tasks"]

@@ -79,12 +79,15 @@ def remove_unselected(context, root):
 # row has the process): each is removed when it renders empty, and
 # core/management with them when no command is left.
 BACKEND_OPTIONAL = [
+    "config/celery.py",
     "core/actors.py",
     "core/admin.py",
     "core/broker.py",
+    "core/jobs.py",
     "core/management/commands/worker.py",
     "core/management/commands/scheduler.py",
     "tests/core/test_commands.py",
+    "tests/core/test_scheduler.py",
     "bin/scheduler",
     "deploy/systemd/{slug}-scheduler.service",
 ]

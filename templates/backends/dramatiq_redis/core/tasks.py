@@ -23,7 +23,7 @@ def clean_up():
     cleanup.clean_up()
 
 
-# Schedule name -> (crontab line, actor).
+# Schedule name -> (crontab line, what queues the task).
 SCHEDULES = {
-    "clean-up": (settings.CLEANUP_SCHEDULE, clean_up),
+    "clean-up": (settings.CLEANUP_SCHEDULE, clean_up.send),
 }

@@ -1,0 +1,1 @@
+{% include "backends/celery_redis/core/jobs.py" %}

@@ -1,0 +1,1 @@
+{% include "backends/celery_redis/tests/core/test_tasks.py" %}

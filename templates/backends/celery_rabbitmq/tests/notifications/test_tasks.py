@@ -1,0 +1,1 @@
+{% include "backends/celery_redis/tests/notifications/test_tasks.py" %}

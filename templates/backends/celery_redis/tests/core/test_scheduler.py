@@ -1,0 +1,1 @@
+{% include "schedulers/claimed/test_scheduler.py" %}

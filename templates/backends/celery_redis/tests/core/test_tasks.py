@@ -1,0 +1,74 @@
+"""The clean-up on Celery: scheduled, and run; and a task's job row when the
+task fails for good: stopped at the time limit, or lost with its worker too
+often (the scheduler's own tests: test_scheduler.py)."""
+
+from datetime import timedelta
+
+import pytest
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.utils import timezone
+
+from core import jobs, tasks
+from core.models import Status
+from photos import tasks as photo_tasks
+from photos.models import Photo
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_project_schedules_the_clean_up():
+    (line, send) = tasks.SCHEDULES["clean-up"]
+    assert (line, send) == (settings.CLEANUP_SCHEDULE, tasks.clean_up.delay)
+
+
+def test_the_task_runs_the_clean_up(owner):
+    photo = Photo.objects.create(
+        owner=owner, status=Status.FAILED, image=ContentFile(b"x", name="a.png")
+    )
+    Photo.objects.filter(pk=photo.pk).update(
+        created_at=timezone.now() - timedelta(days=30)
+    )
+    tasks.clean_up()
+    assert not Photo.objects.exists()
+
+
+@pytest.fixture
+def running(owner):
+    return Photo.objects.create(
+        owner=owner, status=Status.RUNNING, image=ContentFile(b"x", name="a.png")
+    )
+
+
+def test_a_task_stopped_at_the_time_limit_ends_its_row_failed(running):
+    photo_tasks.make_thumbnail.on_failure(
+        SoftTimeLimitExceeded(), "id", (running.pk,), {}, None
+    )
+    running.refresh_from_db()
+    assert running.status == Status.FAILED
+    assert running.error == f"The task ran longer than {settings.TASK_TIME_LIMIT} s."
+
+
+class Request:
+    """What a worker knows of a message: its id, attempt and delivery."""
+
+    def __init__(self, redelivered):
+        self.id, self.retries = "a-task-id", 0
+        self.delivery_info = {"redelivered": redelivered}
+
+
+def test_a_first_delivery_is_not_counted():
+    for _ in range(settings.TASK_MAX_REDELIVERIES + 2):
+        jobs.count_redelivery(Request(redelivered=False))
+
+
+def test_a_message_redelivered_past_the_bound_fails_and_so_does_its_row(running):
+    for _ in range(settings.TASK_MAX_REDELIVERIES):
+        jobs.count_redelivery(Request(redelivered=True))
+    with pytest.raises(jobs.WorkerLostTooOften) as lost:
+        jobs.count_redelivery(Request(redelivered=True))
+    photo_tasks.make_thumbnail.on_failure(lost.value, "id", (running.pk,), {}, None)
+    running.refresh_from_db()
+    assert running.status == Status.FAILED
+    assert running.error == "The task stopped its worker every time it ran."

@@ -1,0 +1,1 @@
+{% include "backends/dramatiq_redis/tests/core/test_scheduler.py" %}

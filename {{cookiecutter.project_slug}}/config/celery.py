@@ -1,0 +1,1 @@
+{% include "backends/" ~ cookiecutter.task_backend ~ "/config/celery.py" ignore missing %}

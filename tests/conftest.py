@@ -103,6 +103,9 @@ def pytest_runtest_makereport(item, call):
 SLOW_FIRST = ["test_schedule", "test_e2e", "test_switch", "test_bake", "test_deploy"]
 
 
+GROUP = pytest.StashKey[int]()
+
+
 def slowness(item):
     name = item.module.__name__.rsplit(".", 1)[-1]
     return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
@@ -117,7 +120,7 @@ def pytest_collection_modifyitems(items):
     that the test is parametrized with; other parameters (the front of an
     end-to-end stack, a test's own) do not split it.
     """
-    items.sort(key=slowness)  # stable: a module's order is kept
+    groups = {}  # group -> its place, in the order pytest collected them
     for item in items:
         callspec = getattr(item, "callspec", None)
         projects = [
@@ -127,3 +130,11 @@ def pytest_collection_modifyitems(items):
         ]
         group = "-".join([item.module.__name__, *projects])
         item.add_marker(pytest.mark.xdist_group(group))
+        groups.setdefault(group, len(groups))
+        item.stash[GROUP] = groups[group]
+    # A group's tests one after another (stable: pytest's order within it is
+    # kept). pytest interleaves the cases of a module by their other
+    # parameters; a process that runs two groups of one module would then
+    # tear a module fixture (a running stack) down and make it again at
+    # each switch.
+    items.sort(key=lambda item: (slowness(item), item.stash[GROUP]))

@@ -1,12 +1,20 @@
 """The worker command on Celery, as real processes: the task of a worker
 killed with SIGKILL runs again on another worker, within the time the README
 states ("Nothing lost when a worker dies"); a task whose pool process dies
-every time it runs ends failed after TASK_MAX_REDELIVERIES."""
+every time it runs ends failed after TASK_MAX_REDELIVERIES; a worker cut off
+from its broker mid-task for 30 s stops that task, and runs it again once the
+broker is back: nothing lost, never two runs at once."""
 
+import contextlib
 import os
+import re
 import signal
+import socket
+import threading
 import time
+from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
@@ -14,7 +22,8 @@ from django.conf import settings
 from core.models import Status
 from notifications import services, tasks
 from notifications.models import Notification
-from tests.test_worker import start_worker, wait_until_ready
+from tests.conftest import free_port
+from tests.test_worker import start_worker, wait_for_log, wait_until_ready
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -49,9 +58,9 @@ def workers():
             worker.wait()
 
 
-def queue_notification(owner):
+def queue_notification(owner, recipients=("pi@example.org",)):
     notification = services.create_notification(
-        owner=owner, subject="s", message="m", recipients=["pi@example.org"]
+        owner=owner, subject="s", message="m", recipients=list(recipients)
     )
     tasks.enqueue_delivery(notification.pk)
 
@@ -118,3 +127,93 @@ def test_a_task_that_kills_its_pool_process_every_time_ends_failed(
     # The first delivery, then as many again as allowed.
     assert runs == settings.TASK_MAX_REDELIVERIES + 1
     assert worker.poll() is None  # the worker itself goes on
+
+
+class Relay:
+    """A TCP relay to the broker that can be cut off: while it is cut, the
+    connections through it are closed and new ones refused, as a worker sees
+    a broker that stopped."""
+
+    def __init__(self, url):
+        parts = urlsplit(url)
+        self.target = (parts.hostname, parts.port)
+        self.port = free_port()
+        credentials, _, _ = parts.netloc.rpartition("@")
+        netloc = f"{credentials}@" if credentials else ""
+        self.url = parts._replace(netloc=f"{netloc}127.0.0.1:{self.port}").geturl()
+        self.sockets = []
+        self.restore()
+
+    def restore(self):
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, args=[self.listener], daemon=True).start()
+
+    def cut(self):
+        self.listener.close()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self.sockets.clear()
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:  # cut
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            for source, sink in [(client, upstream), (upstream, client)]:
+                threading.Thread(
+                    target=self._pipe, args=[source, sink], daemon=True
+                ).start()
+
+    @staticmethod
+    def _pipe(source, sink):
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+
+# The variable the broker's address is read from.
+URL_VARIABLE = "{{ cookiecutter._brokers[cookiecutter._backends[cookiecutter.task_backend].broker].url_variable }}"
+TERMINATED = "Terminating it instead."
+
+
+def test_a_task_cut_off_from_its_broker_is_stopped_then_run_again(
+    owner, smtp_server, env, workers, tmp_path
+):
+    relay = Relay(settings.CELERY_BROKER_URL)
+    # Six recipients, 1.5 s each: the task runs 9 s, inside its time limit.
+    limits = {"TASK_TIME_LIMIT": "20", "TASK_RECOVERY_SECONDS": "30"}
+    worker = start_worker(
+        tmp_path / "worker.log", **{**env, **limits, URL_VARIABLE: relay.url}
+    )
+    workers.append(worker)
+    wait_until_ready(worker)
+    smtp_server.delay = 1.5
+    recipients = [f"r{n}@example.org" for n in range(6)]
+    queue_notification(owner, recipients)
+    wait_for(lambda: smtp_server.receiving >= 2, 30, worker.log)
+    relay.cut()
+    # The worker stops the task it cannot acknowledge any more, rather than
+    # finishing it beside a second run.
+    wait_for_log(worker, TERMINATED, 30)
+    time.sleep(30)
+    relay.restore()
+
+    done = Status.DONE
+    wait_for(lambda: Notification.objects.get().status == done, 120, worker.log)
+    sent = Counter(smtp_server.recipients)
+    assert set(sent) == set(recipients)
+    # At most the one message in flight as the task stopped went twice (the
+    # server took it, the task never heard): email is at-least-once.
+    assert sum(sent.values()) - len(recipients) <= 1, sent
+    log = worker.log.read_text()
+    runs = re.findall(r"^.*send_notification\[\S+\] received$", log, re.M)
+    assert len(runs) == 2, log
+    # The second run started after the first was stopped.
+    assert log.index(TERMINATED) < log.index(runs[1]), log

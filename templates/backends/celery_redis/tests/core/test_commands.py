@@ -94,6 +94,28 @@ def test_the_task_of_a_killed_worker_runs_again_within_the_bound(
         time.sleep(0.1)
 
 
+def test_a_cold_shutdown_puts_the_running_task_back(
+    owner, smtp_server, env, workers, tmp_path
+):
+    """SIGQUIT (Ctrl+C twice) stops the running task at once, unacknowledged:
+    the next worker runs it (on Redis, once TASK_RECOVERY_SECONDS old)."""
+    first = start_worker(tmp_path / "first.log", **env)
+    workers.append(first)
+    wait_until_ready(first)
+    smtp_server.delay = 60  # it is sending when the worker stops
+    queue_notification(owner)
+    wait_for(lambda: smtp_server.receiving, 30, first.log)
+    first.send_signal(signal.SIGQUIT)
+    first.wait(timeout=30)
+    smtp_server.delay = 0
+    second = start_worker(tmp_path / "second.log", **env)
+    workers.append(second)
+    stopped = time.monotonic()
+    while Notification.objects.get().status != Status.DONE:
+        assert time.monotonic() - stopped < BOUND, second.log.read_text()
+        time.sleep(0.1)
+
+
 def pool_processes(worker):
     """The pids of the worker's pool processes (its children)."""
     children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children")

@@ -2,7 +2,8 @@
 Celery's own tracer around each task, as in a worker.
 
 Every backend's tests/backend.py provides the same names: ``queued(task)``,
-the ``run_queued_tasks`` fixture and the ``worker_env`` fixture.
+the ``run_queued_tasks`` fixture and the ``worker_env`` fixture; and here
+``make_due()``, for the retries' tests.
 """
 
 import contextlib
@@ -76,6 +77,22 @@ def queued(task):
             for args, kwargs, _ in [message.decode()]
             if message.headers["task"] == task.name
         ]
+
+
+def make_due():
+    """Queue the tasks held for later again, due now, as their time would
+    come (the same task id and attempt)."""
+    with taken() as messages:
+        for message in messages:
+            args, kwargs, _ = message.decode()
+            task = app.tasks[message.headers["task"]]
+            task.apply_async(
+                args,
+                kwargs,
+                task_id=message.headers["id"],
+                retries=message.headers["retries"],
+            )
+            message.ack()
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 and Dramatiq's own middleware around each task.
 
 Every backend's tests/backend.py provides the same names: ``queued(task)``,
-the ``run_queued_tasks`` fixture and the ``worker_env`` fixture.
+the ``run_queued_tasks`` fixture and the ``worker_env`` fixture; and here
+``make_due()``, for the retries' tests.
 """
 
 import sys
@@ -66,6 +67,16 @@ def messages():
     finally:
         channel.close()
 {%- endif %}
+
+
+def make_due():
+    """Move the delayed messages to the queue, as a worker does once their
+    time comes."""
+    delayed = [message for message in messages() if "eta" in message.options]
+    empty()
+    for message in delayed:
+        options = {key: value for key, value in message.options.items() if key != "eta"}
+        broker().enqueue(message.copy(queue_name=settings.TASK_QUEUE, options=options))
 
 
 def queued(task):

@@ -37,7 +37,18 @@ def new_version(folder):
 def grown(tmp_path):
     """A project baked from the template's URL, grown by its team."""
     template = publish(tmp_path / "published")
-    run(tmp_path, COOKIECUTTER, "--no-input", "-o", tmp_path / "out", template.url)
+    # cookiecutter clones a URL into its cache (~/.cookiecutters by default)
+    # and deletes what an earlier clone left there: each test has its own,
+    # or two processes of the suite would race on one folder.
+    config = tmp_path / "cookiecutter.yaml"
+    config.write_text(
+        f"cookiecutters_dir: {tmp_path / 'cache'}\nreplay_dir: {tmp_path / 'replay'}\n"
+    )
+    run(
+        tmp_path,
+        *(COOKIECUTTER, "--no-input", "-o", tmp_path / "out", template.url),
+        env={"COOKIECUTTER_CONFIG": str(config)},
+    )
     project = as_repository(tmp_path / "out" / "observatory_notes", tmp_path / "team")
     grow(project)
     return template, project

@@ -51,5 +51,6 @@ RAW = {
     "-c 2 --without-mingle --without-gossip": celery(
         "--concurrency", "2", "--without-mingle", "--without-gossip"
     ),
+    # No time limits: Celery enforces them in prefork pools only.
     "--pool threads -c 8": celery("--pool", "threads", "--concurrency", "8"),
 }

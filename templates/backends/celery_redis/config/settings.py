@@ -39,13 +39,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # the broker gives them to another worker, and they must not run twice in
 # parallel (Celery 6's default).
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
-# A worker started before the broker waits for it (bounded: 100 tries);
-# said explicitly, Celery 5 warns of nothing.
+# A worker started before its broker retries the connection (100 times,
+# waiting longer each time) rather than exiting; set, not left to the
+# default, so that Celery 5 warns of nothing.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 {%- if redis %}
 # Redis has no acknowledgements: a task a worker took and did not
-# acknowledge is put back in the queue once this many seconds old, by
-# another worker, which looks every 5 s. So a killed worker's task runs
+# acknowledge is put back in the queue once this many seconds old, by a
+# live worker, which looks every 5 s. So a killed worker's task runs
 # again after at most this, plus 5 s. It must be longer than the longest
 # task (the hard time limit) and than the longest countdown: a task held
 # for later longer than this would be given out again and again.

@@ -2,10 +2,11 @@
 
 A run that leaves recipients waiting (a mail server's "try again later")
 queues the task again (``self.retry``) after 15 to 30 s, then 30 s to 1 min,
-1 to 2 min ... (back-off with jitter), and so does a run that raised.
-``services.deliver`` counts the attempts per recipient and gives up after
-NOTIFICATION_MAX_ATTEMPTS; ``max_retries`` bounds the runs to as many.
-A wait is at most TASK_MAX_DELAY (settings say why).
+1 to 2 min ... (back-off with jitter). ``services.deliver`` counts the
+attempts per recipient and gives up after NOTIFICATION_MAX_ATTEMPTS;
+``max_retries`` bounds the runs to as many. A wait is at most TASK_MAX_DELAY
+(settings say why). A run that raises is not run again: the notification
+ends failed with a sentence (services.deliver).
 """
 
 import random

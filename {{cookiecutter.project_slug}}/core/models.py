@@ -39,10 +39,12 @@ class Job(models.Model):
 
 
 class Throttle(models.Model):
-    """How often one client or account tried one action in one time window.
+    """A count under a key, until it expires: how often one client or account
+    tried one action in one time window (core/throttle.py), and, on some
+    task backends, a scheduler's claim of a tick or a message's redeliveries.
 
-    Written by core/throttle.py; a row is useless once expired, and deleted
-    by the nightly clean-up (core/cleanup.py).
+    A row is useless once expired, and deleted by the nightly clean-up
+    (core/cleanup.py).
     """
 
     key = models.CharField(max_length=64, primary_key=True)

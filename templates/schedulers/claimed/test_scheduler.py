@@ -1,14 +1,19 @@
 """The scheduler (manage.py scheduler): crontab lines read in TIME_ZONE, each
-tick queued once however many schedulers run, the ticks it missed skipped."""
+tick queued once however many schedulers run, the ticks it missed skipped;
+and the clean-up it queues."""
 
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.utils import timezone
 
 from core import tasks
 from core.management.commands.scheduler import Schedule, local_now
-from core.models import Throttle
+from core.models import Status, Throttle
+from photos.models import Photo
 from tests.backend import queued
 
 pytestmark = pytest.mark.django_db
@@ -18,6 +23,24 @@ CLEAN_UP = tasks.SCHEDULES["clean-up"][1]  # what queues the clean-up
 
 def schedule(line, send=CLEAN_UP):
     return Schedule("test", line, send, local_now())
+
+
+def test_the_project_schedules_the_clean_up():
+    line, send = tasks.SCHEDULES["clean-up"]
+    assert line == settings.CLEANUP_SCHEDULE
+    send()
+    assert len(queued(tasks.clean_up)) == 1
+
+
+def test_the_task_runs_the_clean_up(owner):
+    photo = Photo.objects.create(
+        owner=owner, status=Status.FAILED, image=ContentFile(b"x", name="a.png")
+    )
+    Photo.objects.filter(pk=photo.pk).update(
+        created_at=timezone.now() - timedelta(days=30)
+    )
+    tasks.clean_up()
+    assert not Photo.objects.exists()
 
 
 def test_the_schedule_is_read_in_the_time_zone(settings):

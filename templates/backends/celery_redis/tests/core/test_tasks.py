@@ -1,37 +1,18 @@
-"""The clean-up on Celery: scheduled, and run; and a task's job row when the
-task fails for good: stopped at the time limit, or lost with its worker too
-often (the scheduler's own tests: test_scheduler.py)."""
-
-from datetime import timedelta
+"""A task's job row on Celery when the task fails for good: stopped at the
+time limit, or lost with its worker too often (the scheduled clean-up's
+tests: test_scheduler.py)."""
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.utils import timezone
 
-from core import jobs, tasks
+from core import jobs
 from core.models import Status, Throttle
 from photos import tasks as photo_tasks
 from photos.models import Photo
 
 pytestmark = pytest.mark.django_db
-
-
-def test_the_project_schedules_the_clean_up():
-    (line, send) = tasks.SCHEDULES["clean-up"]
-    assert (line, send) == (settings.CLEANUP_SCHEDULE, tasks.clean_up.delay)
-
-
-def test_the_task_runs_the_clean_up(owner):
-    photo = Photo.objects.create(
-        owner=owner, status=Status.FAILED, image=ContentFile(b"x", name="a.png")
-    )
-    Photo.objects.filter(pk=photo.pk).update(
-        created_at=timezone.now() - timedelta(days=30)
-    )
-    tasks.clean_up()
-    assert not Photo.objects.exists()
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ the queue's own clean-ups.
 from django.conf import settings
 from django.db import models
 
+from . import claims
+
 
 class Status(models.TextChoices):
     PENDING = "pending"
@@ -31,7 +33,8 @@ class Job(models.Model):
     def set_status(self, status, error=""):
         self.status = status
         self.error = error
-        self.save(update_fields=["status", "error", "updated_at"])
+        with claims.held():  # a run whose task was taken over writes nothing
+            self.save(update_fields=["status", "error", "updated_at"])
 
     def status_payload(self):
         """The JSON the status endpoint returns; subclasses add their fields."""

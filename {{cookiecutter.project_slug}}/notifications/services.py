@@ -9,7 +9,7 @@ import smtplib
 
 from django.conf import settings
 from django.core.mail import EmailMessage, EmailMultiAlternatives, mailers
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -62,6 +62,10 @@ def deliver(notification_id):
                 )
                 if delivery is not None:
                     _send(notification, delivery, mailer)
+    except (OperationalError, InterfaceError):
+        # The database went away, not the notification's fault: the run ends
+        # here, and the next run sends to everyone still pending.
+        raise
     except Exception:
         notification.set_status(Status.FAILED, "Sending stopped by an internal error.")
         raise

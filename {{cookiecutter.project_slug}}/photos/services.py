@@ -6,6 +6,7 @@ import uuid
 from django.conf import settings
 from django.core.files.base import ContentFile
 
+from core import claims
 from core.models import Status
 
 from .decoder import thumbnail
@@ -45,7 +46,10 @@ def make_thumbnail(photo_id):
     photo.thumbnail.save(f"{uuid.uuid4().hex}.webp", ContentFile(webp), save=False)
     photo.width, photo.height = width, height
     photo.status = Status.DONE
-    photo.save(update_fields=["thumbnail", "width", "height", "status", "updated_at"])
+    with claims.held():
+        photo.save(
+            update_fields=["thumbnail", "width", "height", "status", "updated_at"]
+        )
     logger.info("Photo %s: thumbnail made (%dx%d)", photo_id, width, height)
 
 

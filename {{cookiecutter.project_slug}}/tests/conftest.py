@@ -1,6 +1,9 @@
-"""Fixtures shared by the whole suite: users, clients, media, a real SMTP server."""
+"""Fixtures shared by the whole suite: users, clients, media, a real SMTP
+server, the worker processes a test starts."""
 
 import asyncio
+import os
+import signal
 import socket
 
 import pytest
@@ -111,3 +114,14 @@ def smtp_server(settings):
     mailbox.port = controller.port
     yield mailbox
     controller.stop()
+
+
+@pytest.fixture
+def workers():
+    """The worker processes a test starts (append them): killed at its end."""
+    started = []
+    yield started
+    for worker in started:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()

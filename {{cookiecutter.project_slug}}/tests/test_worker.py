@@ -87,6 +87,14 @@ def worker(smtp_server, media_root, worker_env, tmp_path):
     process.wait()
 
 
+def wait_for(condition, seconds, log):
+    """Wait until ``condition()``; past ``seconds``, fail with the log."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+
+
 def settle(model, pk, worker, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

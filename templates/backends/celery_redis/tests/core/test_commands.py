@@ -5,16 +5,12 @@ every time it runs ends failed after TASK_MAX_REDELIVERIES; a worker cut off
 from its broker mid-task for 30 s stops that task, and runs it again once the
 broker is back: nothing lost, never two runs at once."""
 
-import contextlib
 import os
 import re
 import signal
-import socket
-import threading
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
@@ -22,8 +18,8 @@ from django.conf import settings
 from core.models import Status
 from notifications import services, tasks
 from notifications.models import Notification
-from tests.conftest import free_port
-from tests.test_worker import start_worker, wait_for_log, wait_until_ready
+from tests.relay import Relay
+from tests.test_worker import start_worker, wait_for, wait_for_log, wait_until_ready
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -48,28 +44,11 @@ def env(smtp_server, media_root, worker_env):
     }
 
 
-@pytest.fixture
-def workers():
-    started = []
-    yield started
-    for worker in started:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
-
-
 def queue_notification(owner, recipients=("pi@example.org",)):
     notification = services.create_notification(
         owner=owner, subject="s", message="m", recipients=list(recipients)
     )
     tasks.enqueue_delivery(notification.pk)
-
-
-def wait_for(condition, seconds, log):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.05)
 
 
 def test_the_task_of_a_killed_worker_runs_again_within_the_bound(
@@ -149,55 +128,6 @@ def test_a_task_that_kills_its_pool_process_every_time_ends_failed(
     # The first delivery, then as many again as allowed.
     assert runs == settings.TASK_MAX_REDELIVERIES + 1
     assert worker.poll() is None  # the worker itself goes on
-
-
-class Relay:
-    """A TCP relay to the broker that can be cut off: while it is cut, the
-    connections through it are closed and new ones refused, as a worker sees
-    a broker that stopped."""
-
-    def __init__(self, url):
-        parts = urlsplit(url)
-        self.target = (parts.hostname, parts.port)
-        self.port = free_port()
-        credentials, _, _ = parts.netloc.rpartition("@")
-        netloc = f"{credentials}@" if credentials else ""
-        self.url = parts._replace(netloc=f"{netloc}127.0.0.1:{self.port}").geturl()
-        self.sockets = []
-        self.restore()
-
-    def restore(self):
-        self.listener = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, args=[self.listener], daemon=True).start()
-
-    def cut(self):
-        self.listener.close()
-        for sock in self.sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        self.sockets.clear()
-
-    def _accept(self, listener):
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:  # cut
-                return
-            upstream = socket.create_connection(self.target)
-            self.sockets += [client, upstream]
-            for source, sink in [(client, upstream), (upstream, client)]:
-                threading.Thread(
-                    target=self._pipe, args=[source, sink], daemon=True
-                ).start()
-
-    @staticmethod
-    def _pipe(source, sink):
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
 
 
 # The variable the broker's address is read from.

@@ -86,6 +86,7 @@ BACKEND_OPTIONAL = [
     "core/jobs.py",
     "core/management/commands/worker.py",
     "core/management/commands/scheduler.py",
+    "core/queue.py",
     "tests/core/test_commands.py",
     "tests/core/test_scheduler.py",
     "bin/scheduler",

@@ -1,9 +1,11 @@
 # Django's own task API; django-tasks-db stores the queue in the database, so
-# no broker is needed. Workers: `manage.py db_worker` (see bin/worker).
+# no broker is needed. Workers: `manage.py worker` (see bin/worker). The
+# backend is django-tasks-db's, plus a NOTIFY that wakes an idle worker on
+# PostgreSQL (core/queue.py).
 INSTALLED_APPS += ["django_tasks_db", "django_periodic_tasks"]
 TASKS = {
     "default": {
-        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "BACKEND": "core.queue.Backend",
     },
 }
 
@@ -11,13 +13,15 @@ TASKS = {
 # it failed (core/management/commands/worker.py). The process managers' stop
 # grace ({{ cookiecutter._backends[cookiecutter.task_backend].stop_grace_seconds }} s) is this plus 10 s: a graceful stop lets any task end.
 TASK_TIME_LIMIT = int(os.environ.get("TASK_TIME_LIMIT") or {{ cookiecutter._backends[cookiecutter.task_backend].stop_grace_seconds - 10 }})
-# A task RUNNING for longer than the limit plus this margin has lost its
-# worker (killed, out of memory): every TASK_RECOVERY_INTERVAL seconds the
-# workers queue such tasks again, or fail them once TASK_MAX_CLAIMS workers
-# died running them.
-TASK_RECOVERY_MARGIN = int(os.environ.get("TASK_RECOVERY_MARGIN") or 30)
-TASK_RECOVERY_INTERVAL = float(os.environ.get("TASK_RECOVERY_INTERVAL") or 15)
+# A live worker renews its lease every third of TASK_LEASE_SECONDS; a task
+# whose worker stopped renewing (killed, out of memory, cut off, paused) is
+# queued again by the next look of any worker (every third, too): at most
+# 20 s from the kill to the re-run. A task that lost TASK_MAX_CLAIMS workers
+# is recorded failed: it may be what kills them.
+TASK_LEASE_SECONDS = float(os.environ.get("TASK_LEASE_SECONDS") or 15)
 TASK_MAX_CLAIMS = 3
+# A task that lost its database connection is queued again after this.
+TASK_RETRY_DELAY = float(os.environ.get("TASK_RETRY_DELAY") or 10)
 
 # Schedules (core/tasks.py) run from the workers: each looks for a due
 # schedule every SCHEDULER_INTERVAL seconds, so a tick is late by at most

@@ -1,0 +1,229 @@
+"""The queue table's side of the worker: wake-ups, claims, leases, outcomes.
+
+django-tasks-db keeps each task as a row (``DBTaskResult``); this module is
+how the workers (``manage.py worker``) share those rows safely:
+
+- **Wake-up.** On PostgreSQL, every enqueue that commits sends a NOTIFY;
+  an idle worker LISTENs and starts the task at once. The worker still
+  looks every ``--interval`` seconds, in case a notification was missed.
+- **Claims.** A worker claims a READY row by making it RUNNING and adding
+  its id to ``worker_ids`` (SKIP LOCKED: two workers never claim one row).
+  That list is the claim: every later write about the run (its outcome,
+  a re-queue) is an UPDATE that matches it, so a worker whose claim was
+  taken over changes nothing.
+- **Leases.** A live worker renews its lease (a ``Throttle`` row, timed by
+  the database's clock) every TASK_LEASE_SECONDS / 3. A RUNNING task whose
+  worker's lease lapsed (killed, out of memory, cut off, paused) is queued
+  again by the next sweep of any worker, or recorded failed once
+  TASK_MAX_CLAIMS workers were lost running it: it may be what kills them.
+"""
+
+import json
+import logging
+from datetime import timedelta
+from traceback import format_exception
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connections, router, transaction
+from django.db.models.functions import Now
+from django.tasks import TaskResultStatus
+from django.utils import timezone
+from django_tasks_db.backend import DatabaseBackend
+from django_tasks_db.models import DBTaskResult, get_date_max
+from django_tasks_db.utils import exclusive_transaction
+
+from .models import Throttle
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "django_tasks_db"
+READY, RUNNING = TaskResultStatus.READY, TaskResultStatus.RUNNING
+SUCCESSFUL, FAILED = TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED
+
+
+class WorkerLost(Exception):
+    """Recorded on a task whose workers were lost TASK_MAX_CLAIMS times."""
+
+
+def database():
+    return connections[router.db_for_write(DBTaskResult)]
+
+
+def listens():
+    """Whether workers can wait for a NOTIFY instead of polling."""
+    return database().vendor == "postgresql"
+
+
+def wake_workers(queue_name):
+    """Wake the idle workers when the current transaction commits (now, if
+    there is none); on other databases they poll."""
+    if listens():
+        with database().cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, queue_name])
+
+
+class Backend(DatabaseBackend):
+    """django-tasks-db's backend, which also wakes an idle worker."""
+
+    def enqueue(self, task, args, kwargs):
+        result = super().enqueue(task, args, kwargs)
+        wake_workers(task.queue_name)
+        return result
+
+    async def aenqueue(self, task, args, kwargs):
+        result = await super().aenqueue(task, args, kwargs)
+        await sync_to_async(wake_workers)(task.queue_name)
+        return result
+
+
+def claim(tasks, worker_id):
+    """Claim the next due row of ``tasks`` for ``worker_id``, or return None."""
+    ready = tasks.ready()
+    if listens():
+        return _claim_in_one_statement(ready, worker_id)
+    with exclusive_transaction(ready.db):
+        result = ready.get_locked()
+        if result is not None:
+            result.claim(worker_id)
+    return result
+
+
+def _claim_in_one_statement(ready, worker_id):
+    """PostgreSQL: the claim as one UPDATE of the row that a SKIP LOCKED
+    subquery picks (the library's order), in one round trip instead of four
+    (BEGIN, SELECT ... FOR UPDATE, UPDATE, COMMIT)."""
+    pick, params = ready.values("pk")[:1].query.sql_with_params()
+    table = database().ops.quote_name(DBTaskResult._meta.db_table)
+    # Only the quoted table name and the ORM's SQL are formatted in; every
+    # value is a parameter.
+    claimed = DBTaskResult.objects.raw(
+        f"UPDATE {table} SET status = %s, started_at = %s,"  # noqa: S608
+        " worker_ids = worker_ids || %s::jsonb"
+        f" WHERE id = ({pick} FOR UPDATE SKIP LOCKED) RETURNING *",
+        [RUNNING, timezone.now(), json.dumps([worker_id]), *params],
+    )
+    return next(iter(claimed), None)
+
+
+def next_due(tasks):
+    """When the earliest row of ``tasks`` queued for later becomes due, or None."""
+    return (
+        tasks.filter(status=READY, run_after__gt=timezone.now())
+        .exclude(run_after=get_date_max())
+        .order_by("run_after")
+        .values_list("run_after", flat=True)
+        .first()
+    )
+
+
+def _this_run(result):
+    """The row while it is still this run's: RUNNING, with the same claim."""
+    return DBTaskResult.objects.filter(
+        pk=result.pk, status=RUNNING, worker_ids=result.worker_ids
+    )
+
+
+def still_claimed(result):
+    """Lock the row and say whether this run still holds it (claims.held)."""
+    return _this_run(result).select_for_update().exists()
+
+
+def succeed(result, return_value):
+    """Record the run's success; False if its claim was taken over."""
+    return _finish(
+        result,
+        status=SUCCESSFUL,
+        return_value=return_value,
+        exception_class_path="",
+        traceback="",
+    )
+
+
+def fail(result, exc):
+    """Record the run's failure; False if its claim was taken over."""
+    return _finish(
+        result,
+        status=FAILED,
+        return_value=None,
+        exception_class_path=f"{type(exc).__module__}.{type(exc).__qualname__}",
+        traceback="".join(format_exception(exc)),
+    )
+
+
+def _finish(result, **fields):
+    """Write the outcome to the row, and to ``result`` if it was written."""
+    fields["finished_at"] = timezone.now()
+    if not _this_run(result).update(**fields):
+        return False
+    for name, value in fields.items():
+        setattr(result, name, value)
+    return True
+
+
+def requeue(result, *, delay=0):
+    """Queue the run's task again (not the task's fault); False if its
+    claim was taken over. A delay keeps a broken dependency from being
+    hammered."""
+    run_after = timezone.now() + timedelta(seconds=delay) if delay else None
+    requeued = _this_run(result).update(
+        status=READY,
+        started_at=None,
+        run_after=run_after or result.run_after,
+    )
+    if requeued:
+        wake_workers(result.queue_name)
+    return bool(requeued)
+
+
+def lease_key(worker_id):
+    return f"worker-lease:{worker_id}"
+
+
+def renew_lease(worker_id):
+    """Hold this worker's lease for TASK_LEASE_SECONDS more."""
+    expires_at = Now() + timedelta(seconds=settings.TASK_LEASE_SECONDS)
+    key = lease_key(worker_id)
+    if not Throttle.objects.filter(key=key).update(expires_at=expires_at):
+        Throttle.objects.update_or_create(key=key, defaults={"expires_at": expires_at})
+
+
+def drop_lease(worker_id):
+    Throttle.objects.filter(key=lease_key(worker_id)).delete()
+
+
+def requeue_lost():
+    """Queue again the RUNNING tasks whose worker's lease lapsed; how many."""
+    running = list(DBTaskResult.objects.running().values_list("pk", "worker_ids"))
+    if not running:
+        return 0
+    keys = {lease_key(ids[-1]) for _, ids in running if ids}
+    alive = set(
+        Throttle.objects.filter(key__in=keys, expires_at__gt=Now()).values_list(
+            "key", flat=True
+        )
+    )
+    lost = [
+        (pk, ids) for pk, ids in running if not ids or lease_key(ids[-1]) not in alive
+    ]
+    for pk, ids in lost:
+        _requeue_lost(pk, ids)
+    return len(lost)
+
+
+def _requeue_lost(pk, worker_ids):
+    with transaction.atomic():
+        result = (
+            DBTaskResult.objects.filter(pk=pk, status=RUNNING, worker_ids=worker_ids)
+            .select_for_update(skip_locked=True)
+            .first()
+        )
+        if result is None:  # finished, or being written, meanwhile
+            return
+        if len(worker_ids) >= settings.TASK_MAX_CLAIMS:
+            logger.error("Task %s lost %d workers: failed", pk, len(worker_ids))
+            fail(result, WorkerLost(f"Its workers were lost {len(worker_ids)} times."))
+        else:
+            logger.warning("Task %s lost its worker: queued again", pk)
+            _this_run(result).update(status=READY, started_at=None)
+            wake_workers(result.queue_name)

@@ -1,0 +1,1 @@
+{% include "backends/" ~ cookiecutter.task_backend ~ "/core/queue.py" ignore missing %}

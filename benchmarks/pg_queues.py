@@ -1,23 +1,30 @@
-"""django-tasks-db + our worker against django-ox, side by side on PostgreSQL.
+"""Our django-tasks-db worker against four other PostgreSQL queues, side by side.
 
     uv run python benchmarks/pg_queues.py [--tasks N] [--rounds R] [--pickups M]
                                           [--recovery-cap S] [--default-recovery]
 
-Run from /work/main after `uv sync`; needs the local PostgreSQL
+Run from /work/main after `uv sync`; needs the local PostgreSQL 14+
 (OFFLOAD_PG_URL, default postgres://postgres@127.0.0.1:5432, trust auth) and
 uv. It bakes the default project (django-tasks-db) and `uv sync --locked`s it,
-builds a second virtual environment (Python 3.13, UV_PYTHON_DOWNLOADS=never)
-with django-ox 1.9.1 and the baked project's Django and psycopg, and writes a
-minimal Django project for it. Both use the same no-op task, the same
-DATABASES entry (the baked project's, CONN_MAX_AGE included) and their own
-database (offload_pgq_*, created and dropped here). One worker process at a
-time, three workers:
+then builds three more virtual environments (uv venv from the baked project's
+base Python, UV_PYTHON_DOWNLOADS=never), each with one library and the baked
+project's Django and psycopg, and writes a minimal Django project for each:
+django-ox 1.9.1, django-task-psql 0.2.1 (a django.tasks backend woken by
+LISTEN/NOTIFY) and procrastinate 3.10.0 with procrastinate.contrib.django
+(its own @app.task API, not django.tasks). All run the same no-op task (it
+records a Tick: enqueued_at, started_at), use the same DATABASES entry (the
+baked project's, CONN_MAX_AGE included) and their own database
+(offload_pgq_*, created and dropped here). One worker process at a time,
+each on its library's documented defaults, five workers:
 
-  (a) the shipped bin/worker (manage.py worker, our time limit + recovery)
+  (a) the shipped bin/worker (manage.py worker: NOTIFY wake-up with a 5 s
+      safety-net poll, leases, a time limit)
   (b) raw `manage.py db_worker` (django-tasks-db's command, library defaults)
   (c) `manage.py ox_worker` (django-ox, library defaults)
+  (d) `manage.py runworker` (django-task-psql, library defaults)
+  (e) `manage.py procrastinate worker` (procrastinate, library defaults)
 
-and per round, the three interleaved:
+and per round, the five interleaved:
 
 - drain: N no-op tasks queued, then the worker started; tasks/s from the
   first task's start to the last one's (process start-up not counted);
@@ -26,23 +33,38 @@ and per round, the three interleaved:
 - recovery after kill -9: a task that sleeps 600 s is claimed (RUNNING), the
   worker is SIGKILLed, a fresh worker is started at once; seconds from the
   kill until the same task starts again, or "never within S s". Measured with
-  shortened windows (ours: TASK_TIME_LIMIT=5, TASK_RECOVERY_MARGIN=1,
-  TASK_RECOVERY_INTERVAL=1; django-ox: LOCK_TIMEOUT=6; db_worker has none),
+  shortened windows (ours: TASK_LEASE_SECONDS=3; django-ox: LOCK_TIMEOUT=6;
+  django-task-psql: TASK_WORKER_STALE_MINUTES=1, its shortest, checked only
+  at a worker's start-up; db_worker and procrastinate have none by default),
   or, with --default-recovery, with each system's defaults (one trial each,
   minutes). Each default-settings bound is also printed as computed from
   the settings (not measured).
 
-Prints medians over the rounds and ratios to (b) from the same run; it
-asserts nothing. Temporary directories and databases are removed at the end.
+and once per run (not per round), after the rounds:
+
+- idle cost: the worker started, warmed up (5 tasks run, then 15 s idle),
+  then pg_stat_database read for the system's database twice, 72 s apart
+  (the idle minute plus 12 s, as PostgreSQL flushes an idle backend's
+  counters up to ~10 s late); transactions (xact_commit + xact_rollback:
+  transactions, not statements) and new sessions (`sessions`) per minute
+  are the deltas divided by the real interval between the two reads. Held
+  connections: client backends in pg_stat_activity on that database at the
+  second read. The reads come from a connection to the `postgres` database,
+  and the measuring process closes its own connection to the system's
+  database first, so the measurement itself counts in none of the figures.
+
+Prints medians over the rounds, the drain ratio to (b) from the same run,
+and the idle figures; it reports figures and asserts none. Temporary
+directories and databases are removed at the end.
 
 The file is also the measuring half: run as `python pg_queues.py --inside
-JOB` by each environment's own interpreter, it does one job and prints JSON.
+JOB` by each environment's own interpreter, it does one job and prints JSON
+(the payload's `system` says which queue API and models to use).
 """
 
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -56,15 +78,22 @@ ROOT = Path(__file__).resolve().parent.parent
 UV = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
 PG_URL = os.environ.get("OFFLOAD_PG_URL", "postgres://postgres@127.0.0.1:5432")
 OX_VERSION = "1.9.1"
+PSQL_VERSION = "0.2.1"
+PROC_VERSION = "3.10.0"
 DB_DTDB = "offload_pgq_dtdb"
 DB_OX = "offload_pgq_ox"
-SHORT_OURS = {
-    "TASK_TIME_LIMIT": "5",
-    "TASK_RECOVERY_MARGIN": "1",
-    "TASK_RECOVERY_INTERVAL": "1",
-}
+DB_PSQL = "offload_pgq_psql"
+DB_PROC = "offload_pgq_proc"
+SHORT_OURS = {"TASK_LEASE_SECONDS": "3"}
 SHORT_OX = {"PGQ_OX_LOCK_TIMEOUT": "6"}
+# django-task-psql's window is whole minutes; 1 is its shortest.
+SHORT_PSQL = {"TASK_WORKER_STALE_MINUTES": "1"}
 LONG_TASK_SECONDS = 600
+# Idle cost: warm-up wait, the idle minute, and the wait for PostgreSQL to
+# flush an idle backend's counters (up to ~10 s late) before the last read.
+IDLE_WARM_SECONDS = 15
+IDLE_SECONDS = 60
+STATS_FLUSH_SECONDS = 12
 
 # -- files written for both environments --------------------------------------
 
@@ -99,6 +128,26 @@ def sleeper(enqueued_at, seconds):
     time.sleep(seconds)
 """
 
+# procrastinate's own task API (not django.tasks): the same two tasks.
+APP_PROC_TASKS = """\
+import time
+
+from procrastinate.contrib.django import app
+
+from .models import Tick
+
+
+@app.task
+def noop(enqueued_at):
+    Tick.objects.create(kind="noop", enqueued_at=enqueued_at, started_at=time.time())
+
+
+@app.task
+def sleeper(enqueued_at, seconds):
+    Tick.objects.create(kind="long", enqueued_at=enqueued_at, started_at=time.time())
+    time.sleep(seconds)
+"""
+
 DTDB_SETTINGS = '''\
 """The baked project's settings, plus the benchmark's app."""
 
@@ -107,9 +156,9 @@ from config.settings import *  # noqa: F403
 INSTALLED_APPS += ["pgq_app"]  # noqa: F405
 '''
 
-OX_SETTINGS = '''\
-"""A minimal project for django-ox: its defaults, the baked project's DATABASES."""
-
+# The part the minimal projects of (c), (d), (e) share: the baked project's
+# DATABASES entry (passed as JSON), the same logging.
+MINIMAL_SETTINGS = """\
 import json
 import os
 
@@ -117,20 +166,51 @@ SECRET_KEY = "benchmark-" + "k" * 60
 DEBUG = False
 USE_TZ = True
 TIME_ZONE = "UTC"
-INSTALLED_APPS = ["django.contrib.contenttypes", "django_ox", "pgq_app"]
 DATABASES = {"default": json.loads(os.environ["PGQ_DATABASE"])}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-OPTIONS = {}
-if os.environ.get("PGQ_OX_LOCK_TIMEOUT"):
-    OPTIONS["LOCK_TIMEOUT"] = float(os.environ["PGQ_OX_LOCK_TIMEOUT"])
-TASKS = {"default": {"BACKEND": "django_ox.backend.OxBackend", "OPTIONS": OPTIONS}}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"stdout": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["stdout"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
-'''
+"""
+
+OX_SETTINGS = (
+    '"""A minimal project for django-ox: its defaults."""\n\n'
+    + MINIMAL_SETTINGS
+    + """
+INSTALLED_APPS = ["django.contrib.contenttypes", "django_ox", "pgq_app"]
+OPTIONS = {}
+if os.environ.get("PGQ_OX_LOCK_TIMEOUT"):
+    OPTIONS["LOCK_TIMEOUT"] = float(os.environ["PGQ_OX_LOCK_TIMEOUT"])
+TASKS = {"default": {"BACKEND": "django_ox.backend.OxBackend", "OPTIONS": OPTIONS}}
+"""
+)
+
+PSQL_SETTINGS = (
+    '"""A minimal project for django-task-psql: its defaults (its README)."""\n\n'
+    + MINIMAL_SETTINGS
+    + """
+INSTALLED_APPS = ["django.contrib.contenttypes", "django_task_psql", "pgq_app"]
+TASKS = {"default": {"BACKEND": "django_task_psql.backend.PostgresBackend"}}
+"""
+)
+
+PROC_SETTINGS = (
+    '"""A minimal project for procrastinate.contrib.django: its defaults."""\n\n'
+    + MINIMAL_SETTINGS
+    + """
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "procrastinate.contrib.django",
+    "pgq_app",
+]
+# Its tasks (procrastinate's @app.task) are in pgq_app/proc_tasks.py; the
+# django.tasks ones (pgq_app/tasks.py) are not its.
+PROCRASTINATE_AUTODISCOVER_MODULE_NAME = "proc_tasks"
+"""
+)
 
 OX_MANAGE = """\
 import sys
@@ -166,12 +246,26 @@ def admin_connection():
 
 
 def clear(job):
+    """Empty the system's queue tables and the ticks."""
     from django.apps import apps
     from django.db import connection
 
-    tables = [apps.get_model(job["queue_model"])._meta.db_table, "pgq_app_tick"]
+    tables = [apps.get_model(label)._meta.db_table for label in job["queue_models"]]
+    tables.append("pgq_app_tick")
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE " + ", ".join(tables) + " CASCADE")
+
+
+def enqueue(job, name, **kwargs):
+    """Queue the task ``name`` with the system's own API."""
+    if job["system"] == "procrastinate":
+        from pgq_app import proc_tasks
+
+        getattr(proc_tasks, name).defer(**kwargs)
+    else:  # django.tasks, whichever backend the settings name
+        from pgq_app import tasks
+
+        getattr(tasks, name).enqueue(**kwargs)
 
 
 def start_worker(job, extra_env=None):
@@ -224,6 +318,15 @@ def wait_for(condition, worker, timeout):
     return True
 
 
+def sleep_watching(worker, seconds):
+    """Sleep, but fail at once if the worker exits meanwhile."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if worker.poll() is not None:
+            raise worker_failed(worker)
+        time.sleep(min(left, 0.5))
+
+
 def job_setup(job):
     from django.conf import settings
     from django.core.management import call_command
@@ -272,26 +375,65 @@ def job_info(job):
             "poll_interval": worker.poll_interval,
             "max_attempts": worker.backend.max_attempts,
         }
+    elif job["system"] == "psql":
+        from django_task_psql import conf
+
+        # Its worker reads these (TASK_WORKER_* environment variables).
+        info["psql"] = {
+            "stale_minutes": conf.TASK_WORKER_STALE_MINUTES,
+            "heartbeat_s": conf.TASK_WORKER_HEARTBEAT_S,
+            "concurrency": conf.TASK_WORKER_CONCURRENCY,
+        }
+    elif job["system"] == "procrastinate":
+        import inspect
+
+        import procrastinate
+        import psycopg_pool
+        from procrastinate import worker
+        from procrastinate.contrib.django import app
+
+        # The worker's own defaults (app.worker_defaults is None unless set),
+        # and the size its psycopg pool opens with.
+        defaults = {
+            name: parameter.default
+            for name, parameter in inspect.signature(
+                worker.Worker.__init__
+            ).parameters.items()
+        }
+        pool = inspect.signature(psycopg_pool.AsyncConnectionPool.__init__)
+        info["procrastinate"] = {
+            "version": procrastinate.__version__,
+            "worker_defaults": app.worker_defaults,
+            "pool_min_size": pool.parameters["min_size"].default,
+            **{
+                name: defaults[name]
+                for name in (
+                    "concurrency",
+                    "fetch_job_polling_interval",
+                    "abort_job_polling_interval",
+                    "listen_notify",
+                    "update_heartbeat_interval",
+                    "stalled_worker_timeout",
+                )
+            },
+        }
     else:
+        from core.management.commands import worker
+
         info["ours"] = {
             name: getattr(settings, name)
-            for name in (
-                "TASK_TIME_LIMIT",
-                "TASK_RECOVERY_MARGIN",
-                "TASK_RECOVERY_INTERVAL",
-                "TASK_MAX_CLAIMS",
-            )
+            for name in ("TASK_TIME_LIMIT", "TASK_LEASE_SECONDS", "TASK_MAX_CLAIMS")
         }
+        info["ours"]["SAFETY_NET_INTERVAL"] = worker.SAFETY_NET_INTERVAL
     return info
 
 
 def job_drain(job):
-    from pgq_app import tasks
     from pgq_app.models import Tick
 
     clear(job)
     for _ in range(job["tasks"]):
-        tasks.noop.enqueue(time.time())
+        enqueue(job, "noop", enqueued_at=time.time())
     worker = start_worker(job)
     try:
         if not wait_for(lambda: Tick.objects.count() >= job["tasks"], worker, 600):
@@ -304,7 +446,6 @@ def job_drain(job):
 
 
 def job_pickup(job):
-    from pgq_app import tasks
     from pgq_app.models import Tick
 
     clear(job)
@@ -312,7 +453,7 @@ def job_pickup(job):
     try:
         # Warm: the first tasks also open the worker's connections.
         for _ in range(5):
-            tasks.noop.enqueue(time.time())
+            enqueue(job, "noop", enqueued_at=time.time())
         if not wait_for(lambda: Tick.objects.count() >= 5, worker, 60):
             raise TimeoutError("the worker did not start")
         Tick.objects.all().delete()
@@ -320,7 +461,7 @@ def job_pickup(job):
         begin = time.monotonic()
         for i in range(job["pickups"]):
             time.sleep(max(0.0, begin + 0.1 * i - time.monotonic()))
-            tasks.noop.enqueue(time.time())
+            enqueue(job, "noop", enqueued_at=time.time())
         if not wait_for(lambda: Tick.objects.count() >= job["pickups"], worker, 120):
             raise TimeoutError("the worker did not run every task in 120 s")
     finally:
@@ -334,7 +475,6 @@ def job_pickup(job):
 
 
 def job_recovery(job):
-    from pgq_app import tasks
     from pgq_app.models import Tick
 
     long_starts = Tick.objects.filter(kind="long")
@@ -342,7 +482,7 @@ def job_recovery(job):
     first = start_worker(job, job["worker_env"])
     second = None
     try:
-        tasks.sleeper.enqueue(time.time(), LONG_TASK_SECONDS)
+        enqueue(job, "sleeper", enqueued_at=time.time(), seconds=LONG_TASK_SECONDS)
         if not wait_for(lambda: long_starts.count() >= 1, first, 60):
             raise TimeoutError("the worker did not start the long task")
         time.sleep(0.2)  # well inside the task: RUNNING, its row committed
@@ -361,6 +501,57 @@ def job_recovery(job):
     return {"seconds": seconds}
 
 
+IDLE_QUERY = """
+SELECT xact_commit + xact_rollback, sessions, (
+    SELECT count(*) FROM pg_stat_activity
+    WHERE datname = %(name)s AND backend_type = 'client backend'
+)
+FROM pg_stat_database WHERE datname = %(name)s
+"""
+
+
+def job_idle(job):
+    """What an idle, warm worker costs its database, from PostgreSQL's
+    counters: transactions (commits + rollbacks, not statements) and new
+    sessions per minute, and the connections it holds. Read from a
+    connection to the ``postgres`` database, this process's own connection
+    to the system's database closed first: the measurement counts in none
+    of them."""
+    from django.conf import settings
+    from django.db import connection
+    from pgq_app.models import Tick
+
+    name = settings.DATABASES["default"]["NAME"]
+    clear(job)
+    worker = start_worker(job)
+    try:
+        for _ in range(5):
+            enqueue(job, "noop", enqueued_at=time.time())
+        if not wait_for(lambda: Tick.objects.count() >= 5, worker, 60):
+            raise TimeoutError("the worker did not start")
+        connection.close()
+        sleep_watching(worker, IDLE_WARM_SECONDS)
+        with admin_connection() as admin:
+            began = time.monotonic()
+            xacts, sessions, held = admin.execute(IDLE_QUERY, {"name": name}).fetchone()
+            sleep_watching(worker, IDLE_SECONDS + STATS_FLUSH_SECONDS)
+            ended = time.monotonic()
+            row = admin.execute(IDLE_QUERY, {"name": name}).fetchone()
+        if worker.poll() is not None:
+            raise worker_failed(worker)
+    finally:
+        stop_worker(worker)
+    clear(job)
+    minutes = (ended - began) / 60
+    return {
+        "xacts": (row[0] - xacts) / minutes,
+        "sessions": (row[1] - sessions) / minutes,
+        "held": row[2],
+        "held_before": held,
+        "seconds": ended - began,
+    }
+
+
 def inside(job):
     sys.path.insert(0, str(Path.cwd()))
     import django
@@ -373,6 +564,7 @@ def inside(job):
         "drain": job_drain,
         "pickup": job_pickup,
         "recovery": job_recovery,
+        "idle": job_idle,
     }
     result = jobs[job["job"]](job)
     print(json.dumps(result, default=str))
@@ -382,21 +574,28 @@ def inside(job):
 
 
 class System:
-    def __init__(self, key, label, python, cwd, env, command, queue_model):
+    """One queue: its interpreter, project, environment and worker command.
+
+    ``system`` tells the measuring half which API queues a task (django.tasks
+    for all but procrastinate) and which defaults ``info`` reports;
+    ``queue_models`` are the tables ``clear`` empties."""
+
+    def __init__(self, key, label, python, cwd, env, command, system, queue_models):
         self.key = key
         self.label = label
         self.python = python
         self.cwd = cwd
         self.env = env
         self.command = command
-        self.queue_model = queue_model
+        self.system = system
+        self.queue_models = queue_models
 
     def run(self, job, **fields):
         payload = {
             "job": job,
             "command": self.command,
-            "queue_model": self.queue_model,
-            "system": "ox" if self.key == "c" else "dtdb",
+            "queue_models": self.queue_models,
+            "system": self.system,
             **fields,
         }
         done = subprocess.run(
@@ -419,8 +618,11 @@ def write_app(folder):
     (app / "__init__.py").write_text("")
     (app / "models.py").write_text(APP_MODELS)
     (app / "tasks.py").write_text(APP_TASKS)
+    (app / "proc_tasks.py").write_text(APP_PROC_TASKS)
     (folder / "pgq_settings_dtdb.py").write_text(DTDB_SETTINGS)
     (folder / "pgq_settings_ox.py").write_text(OX_SETTINGS)
+    (folder / "pgq_settings_psql.py").write_text(PSQL_SETTINGS)
+    (folder / "pgq_settings_proc.py").write_text(PROC_SETTINGS)
 
 
 def bake(tmp):
@@ -431,8 +633,10 @@ def bake(tmp):
     return project
 
 
-def build_ox_env(tmp, base_python, django_version, psycopg_version):
-    venv = tmp / "ox-venv"
+def build_env(tmp, name, requirement, base_python, django_version, psycopg_version):
+    """A virtual environment with ``requirement`` and the baked project's
+    Python, Django and psycopg, and an empty project folder with a manage.py."""
+    venv = tmp / f"{name}-venv"
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
     subprocess.run(
         [UV, "venv", "--quiet", "--python", base_python, str(venv)],
@@ -447,14 +651,14 @@ def build_ox_env(tmp, base_python, django_version, psycopg_version):
             "--quiet",
             "--python",
             str(venv / "bin" / "python"),
-            f"django-ox=={OX_VERSION}",
+            requirement,
             f"django=={django_version}",
             f"psycopg[binary]=={psycopg_version}",
         ],
         env=env,
         check=True,
     )
-    project = tmp / "ox-project"
+    project = tmp / f"{name}-project"
     project.mkdir()
     (project / "manage.py").write_text(OX_MANAGE)
     return venv / "bin" / "python", project
@@ -474,27 +678,41 @@ def recovery_median(values, cap):
     return text
 
 
-def settings_bounds(ours, ox, poll):
+def settings_bounds(infos):
     """Each system's default recovery window, computed from its settings."""
-    window = ours["TASK_TIME_LIMIT"] + ours["TASK_RECOVERY_MARGIN"]
-    worst = window + ours["TASK_RECOVERY_INTERVAL"] + poll
-    lease = ox["lock_timeout"]
-    ox_worst = lease + ox["reap_interval"] + ox["poll_interval"]
+    ours, ox = infos["a"]["ours"], infos["c"]["ox"]
+    psql, proc = infos["d"]["psql"], infos["e"]["procrastinate"]
+    lease = ours["TASK_LEASE_SECONDS"]
+    ox_lease = ox["lock_timeout"]
+    ox_worst = ox_lease + ox["reap_interval"] + ox["poll_interval"]
     return [
         (
             "(a) bin/worker",
-            f"~{window:.0f}-{worst:.0f} s after the claim (TASK_TIME_LIMIT "
-            f"{ours['TASK_TIME_LIMIT']} + TASK_RECOVERY_MARGIN "
-            f"{ours['TASK_RECOVERY_MARGIN']}, checked every "
-            f"{ours['TASK_RECOVERY_INTERVAL']:g} s, + {poll:g} s poll)",
+            f"<= {lease + lease / 3:.0f} s after the last renewal (TASK_LEASE_SECONDS "
+            f"{lease:g} + TASK_LEASE_SECONDS/3 {lease / 3:g}: leases renewed and "
+            "swept every third; the re-queue NOTIFYs an idle worker)",
         ),
         ("(b) raw db_worker", "never (no lease, no recovery)"),
         (
             "(c) django-ox",
-            f"~{2 * lease / 3:.0f}-{ox_worst:.0f} s after the kill (lease "
-            f"LOCK_TIMEOUT {lease:g} s renewed every {ox['renew_interval']:g} s, "
+            f"~{2 * ox_lease / 3:.0f}-{ox_worst:.0f} s after the kill (lease "
+            f"LOCK_TIMEOUT {ox_lease:g} s renewed every {ox['renew_interval']:g} s, "
             f"reaper every {ox['reap_interval']:g} s, + {ox['poll_interval']:g} s "
             "poll)",
+        ),
+        (
+            "(d) django-task-psql",
+            "never by a worker started at once: only a worker's start-up re-queues "
+            f"tasks RUNNING for over TASK_WORKER_STALE_MINUTES "
+            f"({psql['stale_minutes']} min), so a worker (re)started at least "
+            f"{psql['stale_minutes']} min after the claim does",
+        ),
+        (
+            "(e) procrastinate",
+            "never (the job stays 'doing'; a worker's start-up only deletes worker "
+            f"rows silent for stalled_worker_timeout {proc['stalled_worker_timeout']:g}"
+            " s; re-running their jobs needs a periodic task of your own calling "
+            "retry_stalled_jobs, none by default)",
         ),
     ]
 
@@ -525,27 +743,40 @@ def measure(systems, args, short_env):
             results[system.key]["recovery"].append(seconds)
             line.append(f"{system.key} {fmt_seconds(seconds, args.recovery_cap)}")
         print(f"round {round_number}: recovery " + "   ".join(line), flush=True)
+    # Idle cost: once per run (each takes ~1.5 min), not per round.
+    for system in systems:
+        idle = system.run("idle")
+        results[system.key]["idle"] = idle
+        print(
+            f"idle: {system.label:<26} {idle['xacts']:.1f} xacts/min, "
+            f"{idle['sessions']:.1f} new sessions/min over {idle['seconds']:.0f} s; "
+            f"connections held: {idle['held']} ({idle['held_before']} at the "
+            "first read)",
+            flush=True,
+        )
     return results
 
 
 def report(systems, results, args):
-    base = results["b"]
-    drain_b = statistics.median(base["drain"])
-    p50_b = statistics.median(base["p50"])
-    p99_b = statistics.median(base["p99"])
-    print(f"\nmedians of {args.rounds} rounds; ratios are to (b), same run")
+    drain_b = statistics.median(results["b"]["drain"])
     print(
-        f"{'':<24}{'drain/s':>9}{'x(b)':>7}{'pick-up p50':>13}{'p99 ms':>9}"
-        f"{'p50 x(b)':>10}{'p99 x(b)':>10}   recovery after kill -9 (shortened)"
+        f"\nmedians of {args.rounds} rounds (idle: one minute per system, from "
+        "pg_stat_database); ratios are to (b), same run"
+    )
+    print(
+        f"{'':<26}{'drain/s':>8}{'x(b)':>7}{'pick-up p50':>12}{'p99 ms':>8}"
+        f"{'idle xacts/min':>16}{'sessions/min':>14}{'held conns':>12}"
+        "   recovery after kill -9 (shortened)"
     )
     for system in systems:
         row = results[system.key]
         drain = statistics.median(row["drain"])
-        p50 = statistics.median(row["p50"])
-        p99 = statistics.median(row["p99"])
+        idle = row["idle"]
         print(
-            f"{system.label:<24}{drain:>9.0f}{drain / drain_b:>6.2f}x"
-            f"{p50:>13.0f}{p99:>9.0f}{p50 / p50_b:>9.2f}x{p99 / p99_b:>9.2f}x   "
+            f"{system.label:<26}{drain:>8.0f}{drain / drain_b:>6.2f}x"
+            f"{statistics.median(row['p50']):>12.0f}"
+            f"{statistics.median(row['p99']):>8.0f}"
+            f"{idle['xacts']:>16.1f}{idle['sessions']:>14.1f}{idle['held']:>12}   "
             f"{recovery_median(row['recovery'], args.recovery_cap)}"
         )
 
@@ -598,7 +829,7 @@ def main():
         }
         worker_line = (project / "bin" / "worker").read_text().splitlines()[-1]
         worker_line = worker_line.removeprefix("exec ").removesuffix(' "$@"')
-        poll = float(re.search(r"--interval (\S+)", worker_line).group(1))
+        dtdb_queue = ["django_tasks_database.DBTaskResult"]
         shipped = System(
             "a",
             "(a) bin/worker",
@@ -606,7 +837,8 @@ def main():
             project,
             dtdb_env,
             ["bin/worker"],
-            "django_tasks_database.DBTaskResult",
+            "dtdb",
+            dtdb_queue,
         )
         dropper = shipped
         raw = System(
@@ -616,7 +848,8 @@ def main():
             project,
             dtdb_env,
             ["python", "manage.py", "db_worker"],
-            "django_tasks_database.DBTaskResult",
+            "dtdb",
+            dtdb_queue,
         )
         info = shipped.run("info")
         base_python = subprocess.run(
@@ -625,29 +858,66 @@ def main():
             text=True,
             check=True,
         ).stdout.strip()
-        ox_python, ox_project = build_ox_env(
-            tmp, base_python, info["django"], info["psycopg"]
+        versions = (base_python, info["django"], info["psycopg"])
+
+        def anchor_env(database, settings_module):
+            return {
+                **common,
+                "PGQ_DATABASE": json.dumps({**info["database"], "NAME": database}),
+                "DJANGO_SETTINGS_MODULE": settings_module,
+            }
+
+        ox_python, ox_project = build_env(
+            tmp, "ox", f"django-ox=={OX_VERSION}", *versions
         )
-        database = {**info["database"], "NAME": DB_OX}
-        ox_env = {
-            **common,
-            "PGQ_DATABASE": json.dumps(database),
-            "DJANGO_SETTINGS_MODULE": "pgq_settings_ox",
-        }
         ox = System(
             "c",
             f"(c) django-ox {OX_VERSION}",
             ox_python,
             ox_project,
-            ox_env,
+            anchor_env(DB_OX, "pgq_settings_ox"),
             # -v 0: no per-task INFO lines, as LOG_LEVEL=WARNING for (a), (b).
             ["python", "manage.py", "ox_worker", "--verbosity", "0"],
-            "django_ox.OxTask",
+            "ox",
+            ["django_ox.OxTask"],
         )
-        systems = [shipped, raw, ox]
+        psql_python, psql_project = build_env(
+            tmp, "psql", f"django-task-psql=={PSQL_VERSION}", *versions
+        )
+        psql = System(
+            "d",
+            f"(d) django-task-psql {PSQL_VERSION}",
+            psql_python,
+            psql_project,
+            anchor_env(DB_PSQL, "pgq_settings_psql"),
+            ["python", "manage.py", "runworker"],
+            "psql",
+            ["django_task_psql.TaskRow"],
+        )
+        proc_python, proc_project = build_env(
+            tmp, "proc", f"procrastinate[django]=={PROC_VERSION}", *versions
+        )
+        proc = System(
+            "e",
+            f"(e) procrastinate {PROC_VERSION}",
+            proc_python,
+            proc_project,
+            anchor_env(DB_PROC, "pgq_settings_proc"),
+            ["python", "manage.py", "procrastinate", "worker"],
+            "procrastinate",
+            ["procrastinate.ProcrastinateJob", "procrastinate.ProcrastinateWorker"],
+        )
+        systems = [shipped, raw, ox, psql, proc]
         server = shipped.run("setup")["server_version"]
-        ox.run("setup")
-        ox_info = ox.run("info")
+        for system in (ox, psql, proc):
+            system.run("setup")
+        infos = {"a": info, "b": info}
+        for system in (ox, psql, proc):
+            infos[system.key] = system.run("info")
+        ours = info["ours"]
+        ox_defaults = infos["c"]["ox"]
+        psql_defaults = infos["d"]["psql"]
+        proc_defaults = infos["e"]["procrastinate"]
         db = info["database"]
         print(
             f"PostgreSQL {server // 10000}.{server % 10000}, {os.cpu_count()} CPUs; "
@@ -658,46 +928,66 @@ def main():
         print(
             f"CONN_MAX_AGE={db['CONN_MAX_AGE']}, "
             f"CONN_HEALTH_CHECKS={db['CONN_HEALTH_CHECKS']} (as the baked project "
-            "ships it; the same DATABASES entry for all three)"
+            "ships it; the same DATABASES entry for all five)"
         )
-        print(f"(a) bin/worker:      {worker_line}")
-        print("(b) raw db_worker:   python manage.py db_worker (1 s poll)")
         print(
-            f"(c) django-ox:       python manage.py ox_worker --verbosity 0 "
-            f"({ox_info['ox']['poll_interval']:g} s poll; -v 0 only drops its "
+            f"(a) bin/worker:        {worker_line} (NOTIFY wake-up, "
+            f"{ours['SAFETY_NET_INTERVAL']:g} s safety-net poll)"
+        )
+        print("(b) raw db_worker:     python manage.py db_worker (1 s poll)")
+        print(
+            f"(c) django-ox:         python manage.py ox_worker --verbosity 0 "
+            f"({ox_defaults['poll_interval']:g} s poll; -v 0 only drops its "
             "per-task INFO log lines, as LOG_LEVEL=WARNING does for a and b)"
+        )
+        print(
+            "(d) django-task-psql:  python manage.py runworker (LISTEN/NOTIFY, "
+            f"{psql_defaults['heartbeat_s']:g} s heartbeat poll, concurrency "
+            f"{psql_defaults['concurrency']})"
+        )
+        print(
+            "(e) procrastinate:     python manage.py procrastinate worker "
+            f"(listen_notify={proc_defaults['listen_notify']}, "
+            f"{proc_defaults['fetch_job_polling_interval']:g} s polling, "
+            f"concurrency {proc_defaults['concurrency']}, psycopg pool min_size "
+            f"{proc_defaults['pool_min_size']}; its own @app.task API)"
         )
         print(
             f"drain: {args.tasks} tasks   pick-up: {args.pickups} tasks, one per "
             f"100 ms   recovery (shortened): a {SHORT_OURS}, c LOCK_TIMEOUT="
-            f"{SHORT_OX['PGQ_OX_LOCK_TIMEOUT']}, b none, cap {args.recovery_cap:g} s\n",
+            f"{SHORT_OX['PGQ_OX_LOCK_TIMEOUT']}, d {SHORT_PSQL}, b and e none, "
+            f"cap {args.recovery_cap:g} s   idle: 5 tasks, {IDLE_WARM_SECONDS} s, "
+            f"then reads {IDLE_SECONDS}+{STATS_FLUSH_SECONDS} s apart\n",
             flush=True,
         )
-        short_env = {"a": SHORT_OURS, "b": {}, "c": SHORT_OX}
+        short_env = {"a": SHORT_OURS, "b": {}, "c": SHORT_OX, "d": SHORT_PSQL, "e": {}}
         results = measure(systems, args, short_env)
         report(systems, results, args)
 
         print("\ndefault-settings recovery bound, from settings (not measured):")
-        for label, text in settings_bounds(info["ours"], ox_info["ox"], poll):
-            print(f"  {label:<20} {text}")
+        for label, text in settings_bounds(infos):
+            print(f"  {label:<22} {text}")
         if args.default_recovery:
             print("\nrecovery after kill -9 with defaults, measured (one trial):")
+            lease = ours["TASK_LEASE_SECONDS"]
             caps = {
-                "a": sum(info["ours"][n] for n in SHORT_OURS) + poll + 30,
+                "a": lease + lease / 3 + 30,
                 "b": args.recovery_cap,
-                "c": ox_info["ox"]["lock_timeout"]
-                + ox_info["ox"]["reap_interval"]
-                + ox_info["ox"]["poll_interval"]
+                "c": ox_defaults["lock_timeout"]
+                + ox_defaults["reap_interval"]
+                + ox_defaults["poll_interval"]
                 + 30,
+                "d": args.recovery_cap,
+                "e": args.recovery_cap,
             }
             for system in systems:
                 cap = caps[system.key]
                 seconds = system.run("recovery", worker_env={}, cap=cap)["seconds"]
-                print(f"  {system.label:<20} {fmt_seconds(seconds, cap)}", flush=True)
+                print(f"  {system.label:<22} {fmt_seconds(seconds, cap)}", flush=True)
     finally:
         if dropper is not None:
             try:
-                dropper.run("drop", databases=[DB_DTDB, DB_OX])
+                dropper.run("drop", databases=[DB_DTDB, DB_OX, DB_PSQL, DB_PROC])
             except RuntimeError as error:
                 print(f"dropping the databases failed: {error}", file=sys.stderr)
         shutil.rmtree(tmp, ignore_errors=True)

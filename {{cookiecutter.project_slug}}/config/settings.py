@@ -193,6 +193,15 @@ CLEANUP_RETENTION_DAYS = int(os.environ.get("CLEANUP_RETENTION_DAYS") or 14)
 # one may belong to an upload whose row is not committed yet).
 CLEANUP_ORPHAN_HOURS = 24
 
+# Nothing lost (core/rescue.py): at every RESCUE_SCHEDULE tick, a job left
+# pending or running with no change for JOB_RESCUE_SECONDS (its task dropped
+# by the queue) is queued again; one rescued JOB_MAX_RESCUES times ends
+# failed. The bound must outlast the longest run (TASK_TIME_LIMIT) and the
+# longest wait for a retry (4 min with the samples' 5 attempts).
+RESCUE_SCHEDULE = os.environ.get("RESCUE_SCHEDULE") or "* * * * *"
+JOB_RESCUE_SECONDS = int(os.environ.get("JOB_RESCUE_SECONDS") or 900)
+JOB_MAX_RESCUES = 3
+
 # Email ---------------------------------------------------------------------
 
 # Django 6.1 configures mail as MAILERS (like DATABASES); the environment
@@ -297,3 +306,7 @@ LOGGING = {
 
 # Last, so that the task backend can add to the settings above (LOGGING).
 {% include "backends/" ~ cookiecutter.task_backend ~ "/config/settings.py" %}
+
+if JOB_RESCUE_SECONDS <= TASK_TIME_LIMIT:
+    # A job still running could be queued again beside its run.
+    raise ImproperlyConfigured("JOB_RESCUE_SECONDS must exceed TASK_TIME_LIMIT.")

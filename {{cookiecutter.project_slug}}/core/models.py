@@ -36,6 +36,11 @@ class Job(models.Model):
         with claims.held():  # a run whose task was taken over writes nothing
             self.save(update_fields=["status", "error", "updated_at"])
 
+    def enqueue(self):
+        """Queue this job's task (again): core/rescue.py calls it for a job
+        whose task was lost. Inside a transaction, as where it is created."""
+        raise NotImplementedError
+
     def status_payload(self):
         """The JSON the status endpoint returns; subclasses add their fields."""
         return {"id": self.pk, "status": self.status, "error": self.error or None}
@@ -43,8 +48,9 @@ class Job(models.Model):
 
 class Throttle(models.Model):
     """A count under a key, until it expires: how often one client or account
-    tried one action in one time window (core/throttle.py), and, on some
-    task backends, a scheduler's claim of a tick or a message's redeliveries.
+    tried one action in one time window (core/throttle.py), how often a job
+    was rescued (core/rescue.py), and, on some task backends, a worker's
+    lease, a scheduler's claim of a tick or a message's redeliveries.
 
     A row is useless once expired, and deleted by the nightly clean-up
     (core/cleanup.py).

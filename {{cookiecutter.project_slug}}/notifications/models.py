@@ -23,6 +23,11 @@ class Notification(Job):
     def status_url(self):
         return reverse("notifications:status", args=[self.pk])
 
+    def enqueue(self):
+        from . import tasks  # tasks -> services -> models: imported when used
+
+        tasks.enqueue_delivery(self.pk)
+
     def status_payload(self):
         counts = dict(
             self.deliveries.values_list("state").annotate(n=models.Count("pk"))

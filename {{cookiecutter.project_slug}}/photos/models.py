@@ -30,6 +30,11 @@ class Photo(Job):
     def status_url(self):
         return reverse("photos:status", args=[self.pk])
 
+    def enqueue(self):
+        from . import tasks  # tasks -> services -> models: imported when used
+
+        tasks.enqueue_thumbnail(self.pk)
+
     def status_payload(self):
         thumbnail_url = (
             reverse("photos:thumbnail", args=[self.pk]) if self.thumbnail else None

@@ -32,6 +32,13 @@ def test_the_project_schedules_the_clean_up():
     assert len(queued(tasks.clean_up)) == 1
 
 
+def test_the_project_schedules_the_rescue():
+    line, send = tasks.SCHEDULES["rescue"]
+    assert line == settings.RESCUE_SCHEDULE
+    send()
+    assert len(queued(tasks.rescue_jobs)) == 1
+
+
 def test_the_task_runs_the_clean_up(owner):
     photo = Photo.objects.create(
         owner=owner, status=Status.FAILED, image=ContentFile(b"x", name="a.png")

@@ -1,4 +1,5 @@
-"""Scheduled tasks, on Celery: the nightly clean-up.
+"""Scheduled tasks, on Celery: the nightly clean-up, and the rescue of jobs
+whose task was lost (core/rescue.py) every minute.
 
 ``manage.py scheduler`` (bin/scheduler: one process) queues each task of
 SCHEDULES when its crontab line falls due; the workers run it. Each tick is
@@ -15,7 +16,7 @@ Your own schedule: a task and its line in SCHEDULES.
 from celery import shared_task
 from django.conf import settings
 
-from . import cleanup
+from . import cleanup, rescue
 
 
 @shared_task
@@ -24,7 +25,13 @@ def clean_up():
     cleanup.clean_up()
 
 
+@shared_task
+def rescue_jobs():
+    rescue.rescue_jobs()
+
+
 # Schedule name -> (crontab line, what queues the task).
 SCHEDULES = {
     "clean-up": (settings.CLEANUP_SCHEDULE, clean_up.delay),
+    "rescue": (settings.RESCUE_SCHEDULE, rescue_jobs.delay),
 }

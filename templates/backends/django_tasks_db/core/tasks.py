@@ -1,4 +1,5 @@
-"""Scheduled tasks, on django-periodic-tasks: the nightly clean-up.
+"""Scheduled tasks, on django-periodic-tasks: the nightly clean-up, and the
+rescue of jobs whose task was lost (core/rescue.py) every minute.
 
 The schedule is a row in the database (the admin lists it under Periodic
 tasks). Every worker (``manage.py worker``) runs the scheduler's loop; the
@@ -17,7 +18,7 @@ from django.tasks import task
 from django_periodic_tasks import scheduled_task
 from django_tasks_db.models import DBTaskResult
 
-from . import cleanup
+from . import cleanup, rescue
 
 
 def prune_finished_results(*, before):
@@ -32,3 +33,11 @@ def prune_finished_results(*, before):
 @task()
 def clean_up():
     cleanup.clean_up(prune_queue=prune_finished_results)
+
+
+@scheduled_task(
+    cron=settings.RESCUE_SCHEDULE, timezone=settings.TIME_ZONE, name="rescue"
+)
+@task()
+def rescue_jobs():
+    rescue.rescue_jobs()

@@ -1,4 +1,5 @@
-"""Scheduled tasks, on Dramatiq: the nightly clean-up.
+"""Scheduled tasks, on Dramatiq: the nightly clean-up, and the rescue of jobs
+whose task was lost (core/rescue.py) every minute.
 
 ``manage.py scheduler`` (bin/scheduler: one process) sends each actor of
 SCHEDULES when its crontab line falls due; the workers run it. Each tick is
@@ -13,7 +14,7 @@ Your own schedule: copy this, an actor and its line in SCHEDULES.
 import dramatiq
 from django.conf import settings
 
-from . import cleanup
+from . import cleanup, rescue
 
 
 @dramatiq.actor(queue_name=settings.TASK_QUEUE)
@@ -23,7 +24,13 @@ def clean_up():
     cleanup.clean_up()
 
 
+@dramatiq.actor(queue_name=settings.TASK_QUEUE)
+def rescue_jobs():
+    rescue.rescue_jobs()
+
+
 # Schedule name -> (crontab line, what queues the task).
 SCHEDULES = {
     "clean-up": (settings.CLEANUP_SCHEDULE, clean_up.send),
+    "rescue": (settings.RESCUE_SCHEDULE, rescue_jobs.send),
 }

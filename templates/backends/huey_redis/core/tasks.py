@@ -1,4 +1,5 @@
-"""Scheduled tasks, on huey: the nightly clean-up.
+"""Scheduled tasks, on huey: the nightly clean-up, and the rescue of jobs
+whose task was lost (core/rescue.py: huey is at-most-once) every minute.
 
 Every worker's consumer checks huey's periodic tasks once a minute (huey's
 resolution) and at start-up. A tick is queued only by the consumer that
@@ -18,7 +19,7 @@ from django.conf import settings
 from huey import crontab
 from huey.contrib.djhuey import HUEY, db_periodic_task
 
-from . import cleanup
+from . import cleanup, rescue
 
 
 def once_per_tick(name, line):
@@ -55,3 +56,11 @@ def clean_up():
     # huey keeps no records of finished tasks (results are off): no queue
     # to prune.
     cleanup.clean_up()
+
+
+@db_periodic_task(
+    once_per_tick("rescue", settings.RESCUE_SCHEDULE),
+    timeout=settings.TASK_TIME_LIMIT,
+)
+def rescue_jobs():
+    rescue.rescue_jobs()

@@ -1,4 +1,5 @@
-"""Scheduled tasks, on RQ: the nightly clean-up.
+"""Scheduled tasks, on RQ: the nightly clean-up, and the rescue of jobs whose
+task was lost (core/rescue.py) every minute.
 
 ``manage.py scheduler`` (bin/scheduler: one process) reads the schedules
 registered here with RQ's ``cron.register`` and queues each job when it is
@@ -14,7 +15,7 @@ Your own schedule: copy this, a function and its ``cron.register`` line.
 from django.conf import settings
 from rq import cron
 
-from . import cleanup
+from . import cleanup, rescue
 
 
 def clean_up():
@@ -28,5 +29,18 @@ cron.register(
     settings.RQ_QUEUE,
     cron=settings.CLEANUP_SCHEDULE,
     name="clean-up",
+    failure_ttl=settings.RQ_FAILURE_TTL,
+)
+
+
+def rescue_jobs():
+    rescue.rescue_jobs()
+
+
+cron.register(
+    rescue_jobs,
+    settings.RQ_QUEUE,
+    cron=settings.RESCUE_SCHEDULE,
+    name="rescue",
     failure_ttl=settings.RQ_FAILURE_TTL,
 )

@@ -1,4 +1,5 @@
-"""The clean-up's schedule on django-periodic-tasks, and its queue pruning."""
+"""The schedules on django-periodic-tasks (the clean-up, the rescue), and the
+clean-up's queue pruning."""
 
 from datetime import timedelta
 
@@ -16,12 +17,25 @@ from tests.queued import Queued
 pytestmark = pytest.mark.django_db
 
 
-def test_the_schedule_comes_from_the_settings(settings):
+def test_the_schedules_come_from_the_settings(settings):
     sync_code_schedules()
-    schedule = ScheduledTask.objects.get(name="clean-up")
-    assert schedule.cron_expression == settings.CLEANUP_SCHEDULE
-    assert schedule.timezone == settings.TIME_ZONE
-    assert schedule.task_path == "core.tasks.clean_up"
+    schedules = ScheduledTask.objects.values_list(
+        "name", "cron_expression", "timezone", "task_path"
+    )
+    assert set(schedules) == {
+        (
+            "clean-up",
+            settings.CLEANUP_SCHEDULE,
+            settings.TIME_ZONE,
+            "core.tasks.clean_up",
+        ),
+        (
+            "rescue",
+            settings.RESCUE_SCHEDULE,
+            settings.TIME_ZONE,
+            "core.tasks.rescue_jobs",
+        ),
+    }
 
 
 def test_a_due_tick_is_queued_once_however_many_schedulers_look():

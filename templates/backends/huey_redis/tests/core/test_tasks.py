@@ -1,10 +1,12 @@
-"""The clean-up's schedule on huey: in TIME_ZONE, queued once per tick."""
+"""The schedules on huey (the clean-up, the rescue): in TIME_ZONE, queued
+once per tick."""
 
 from datetime import datetime, timedelta
 
 import pytest
 from django.core.files.base import ContentFile
 from django.utils import timezone
+from huey.contrib.djhuey import HUEY
 
 from core import tasks
 from core.models import Status
@@ -34,6 +36,12 @@ def test_only_the_last_claims_are_kept(memory_queue):
     for minute in range(10):
         due(datetime(2026, 1, 15, 2, minute))
     assert memory_queue.result_store_size() == 2  # the last claim and its name
+
+
+def test_the_rescue_is_due_every_minute():
+    for minute in range(3):
+        due = HUEY.read_periodic(datetime(2026, 1, 15, 2, minute))
+        assert any(isinstance(task, tasks.rescue_jobs.task_class) for task in due)
 
 
 def test_the_task_runs_the_clean_up(owner):

@@ -1,4 +1,5 @@
-"""The clean-up's schedule on RQ: read in TIME_ZONE, queued once per tick."""
+"""The schedules on RQ (the clean-up, the rescue): read in TIME_ZONE, queued
+once per tick."""
 
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -21,11 +22,13 @@ def scheduler(line):
     return scheduler
 
 
-def test_the_project_schedules_the_clean_up():
+def test_the_project_schedules_the_clean_up_and_the_rescue():
     project = Scheduler()
     project.load_config_from_file("core.tasks")
-    (cron_job,) = project.get_jobs()
-    assert (cron_job.func, cron_job.cron) == (tasks.clean_up, settings.CLEANUP_SCHEDULE)
+    assert {(job.func, job.cron) for job in project.get_jobs()} == {
+        (tasks.clean_up, settings.CLEANUP_SCHEDULE),
+        (tasks.rescue_jobs, settings.RESCUE_SCHEDULE),
+    }
 
 
 def test_the_schedule_is_read_in_the_time_zone(settings):

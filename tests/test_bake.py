@@ -142,6 +142,19 @@ def test_project_test_suite_passes_on_postgresql(synced, case):
     assert " failed" not in result.stdout
 
 
+def test_settings_refuse_a_rescue_bound_within_the_time_limit(synced, case):
+    """A rescue could queue a job again beside its own run (core/rescue.py)."""
+    project = synced(case)
+    env = {
+        **production_env(case, case),
+        "TASK_TIME_LIMIT": "60",
+        "JOB_RESCUE_SECONDS": "60",
+    }
+    result = run(project, python(project), "manage.py", "check", env=env, check=False)
+    assert result.returncode != 0
+    assert "JOB_RESCUE_SECONDS must exceed TASK_TIME_LIMIT" in result.stderr
+
+
 def test_gunicorn_reads_dotenv_like_django_and_the_environment_wins(
     synced, case, tmp_path
 ):

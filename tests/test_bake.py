@@ -9,7 +9,16 @@ import tomllib
 
 import pytest
 
-from .bakery import CASES, DEFAULT, UV, json_strings, production_env, python, run
+from .bakery import (
+    BACKENDS,
+    CASES,
+    DEFAULT,
+    UV,
+    json_strings,
+    production_env,
+    python,
+    run,
+)
 
 JINJA = re.compile(r"{{|{%|{#")
 
@@ -120,11 +129,15 @@ def test_production_settings_refuse_to_start_without_secret_key(synced, case):
 
 
 def test_project_test_suite_passes_on_postgresql(synced, case):
+    """The whole suite for each backend's case; for the variants (another
+    slug, no deploy files), all but the real-worker tests, which are the
+    default backend's and run in its case."""
     project = synced(case)
     env = {
         **production_env(case, case),
         "SECRET_KEY": "test-" + "k" * 60,
     }
+    variant = ["-m", "not worker"] if case not in BACKENDS else []
     result = run(
         project,
         UV,
@@ -135,6 +148,7 @@ def test_project_test_suite_passes_on_postgresql(synced, case):
         "-p",
         "no:cacheprovider",
         "--create-db",
+        *variant,
         env=env,
         timeout=900,
     )

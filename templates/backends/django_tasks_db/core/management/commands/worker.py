@@ -115,6 +115,9 @@ class LeaseKeeper(threading.Thread):
             except DatabaseError as exc:
                 logger.warning("Renewing the lease failed: %r", exc)
                 connections.close_all()  # this thread's: a fresh one next time
+            except Exception:
+                # Not the database's: say so, and keep the lease alive.
+                logger.exception("Renewing the lease failed")
 
     def stop(self):
         self.stopped.set()

@@ -6,7 +6,8 @@ the queue's own clean-ups.
 """
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.db.models import F
 
 from . import claims
 
@@ -62,3 +63,13 @@ class Throttle(models.Model):
 
     def __str__(self):
         return f"{self.count} attempts until {self.expires_at:%H:%M:%S}"
+
+    @classmethod
+    def add_one(cls, key, expires_at):
+        """Count one more under ``key`` (a new row expires at ``expires_at``);
+        return the count. The row lock the update takes orders parallel
+        calls on the same key, so each sees its own number."""
+        with transaction.atomic():
+            cls.objects.get_or_create(key=key, defaults={"expires_at": expires_at})
+            cls.objects.filter(key=key).update(count=F("count") + 1)
+            return cls.objects.values_list("count", flat=True).get(key=key)

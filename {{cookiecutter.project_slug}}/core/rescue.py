@@ -22,7 +22,6 @@ from datetime import timedelta
 from django.apps import apps
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from .models import Job, Status, Throttle
@@ -78,6 +77,4 @@ def _count_rescue(job):
     """This rescue's number for ``job``: 1, 2, … (kept while the job can be)."""
     key = f"rescue:{job._meta.label_lower}:{job.pk}"
     expires_at = timezone.now() + timedelta(days=settings.CLEANUP_RETENTION_DAYS)
-    Throttle.objects.get_or_create(key=key, defaults={"expires_at": expires_at})
-    Throttle.objects.filter(key=key).update(count=F("count") + 1)
-    return Throttle.objects.values_list("count", flat=True).get(key=key)
+    return Throttle.add_one(key, expires_at)

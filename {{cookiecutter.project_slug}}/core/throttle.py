@@ -20,8 +20,6 @@ import time
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
 from django.utils.crypto import salted_hmac
 
 from .models import Throttle
@@ -51,11 +49,7 @@ def count(action, subject):
         "core.throttle", f"{action}\0{subject}\0{start}", algorithm="sha256"
     ).hexdigest()
     expires_at = datetime.fromtimestamp(start + window, UTC)
-    with transaction.atomic():
-        Throttle.objects.get_or_create(key=key, defaults={"expires_at": expires_at})
-        # The row lock taken here orders parallel attempts at the same key.
-        Throttle.objects.filter(key=key).update(count=F("count") + 1)
-        attempts = Throttle.objects.values_list("count", flat=True).get(key=key)
+    attempts = Throttle.add_one(key, expires_at)
     if attempts > limit:
         raise Throttled(retry_after=math.ceil(start + window - current))
 

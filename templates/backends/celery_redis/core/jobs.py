@@ -16,7 +16,6 @@ from datetime import timedelta
 from celery.contrib.django.task import DjangoTask
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db.models import F
 from django.utils import timezone
 
 from core.models import Status, Throttle
@@ -32,11 +31,7 @@ def count_redelivery(request):
     if not (request.delivery_info or {}).get("redelivered"):
         return
     key = f"redelivered:{request.id}:{request.retries}"
-    Throttle.objects.get_or_create(
-        key=key, defaults={"expires_at": timezone.now() + timedelta(days=1)}
-    )
-    Throttle.objects.filter(key=key).update(count=F("count") + 1)
-    count = Throttle.objects.values_list("count", flat=True).get(key=key)
+    count = Throttle.add_one(key, timezone.now() + timedelta(days=1))
     if count > settings.TASK_MAX_REDELIVERIES:
         raise WorkerLostTooOften(
             f"Its worker was lost {count} times while it ran: not run again."

@@ -225,5 +225,4 @@ def _requeue_lost(pk, worker_ids):
             fail(result, WorkerLost(f"Its workers were lost {len(worker_ids)} times."))
         else:
             logger.warning("Task %s lost its worker: queued again", pk)
-            _this_run(result).update(status=READY, started_at=None)
-            wake_workers(result.queue_name)
+            requeue(result)

@@ -87,6 +87,15 @@ def worker(smtp_server, media_root, worker_env, tmp_path):
     process.wait()
 
 
+def start_ready(workers, log, args=(), **env):
+    """``start_worker``, then wait until it is ready; ``workers`` (the
+    fixture) kills it at the test's end."""
+    worker = start_worker(log, args, **env)
+    workers.append(worker)
+    wait_until_ready(worker)
+    return worker
+
+
 def wait_for(condition, seconds, log):
     """Wait until ``condition()``; past ``seconds``, fail with the log."""
     deadline = time.monotonic() + seconds

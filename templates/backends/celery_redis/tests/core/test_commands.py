@@ -19,7 +19,7 @@ from core.models import Status
 from notifications import services, tasks
 from notifications.models import Notification
 from tests.relay import Relay
-from tests.test_worker import start_worker, wait_for, wait_for_log, wait_until_ready
+from tests.test_worker import start_ready, start_worker, wait_for, wait_for_log
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -54,15 +54,11 @@ def queue_notification(owner, recipients=("pi@example.org",)):
 def test_the_task_of_a_killed_worker_runs_again_within_the_bound(
     owner, smtp_server, env, workers, tmp_path
 ):
-    first = start_worker(tmp_path / "first.log", **env)
-    workers.append(first)
-    wait_until_ready(first)
+    first = start_ready(workers, tmp_path / "first.log", **env)
     smtp_server.delay = 60  # it is sending when it dies
     queue_notification(owner)
     wait_for(lambda: smtp_server.receiving, 30, first.log)
-    second = start_worker(tmp_path / "second.log", **env)
-    workers.append(second)
-    wait_until_ready(second)
+    second = start_ready(workers, tmp_path / "second.log", **env)
     smtp_server.delay = 0
     os.killpg(first.pid, signal.SIGKILL)  # the worker and its processes
     first.wait()
@@ -78,9 +74,7 @@ def test_a_cold_shutdown_puts_the_running_task_back(
 ):
     """SIGQUIT (Ctrl+C twice) stops the running task at once, unacknowledged:
     the next worker runs it (on Redis, once TASK_RECOVERY_SECONDS old)."""
-    first = start_worker(tmp_path / "first.log", **env)
-    workers.append(first)
-    wait_until_ready(first)
+    first = start_ready(workers, tmp_path / "first.log", **env)
     smtp_server.delay = 60  # it is sending when the worker stops
     queue_notification(owner)
     wait_for(lambda: smtp_server.receiving, 30, first.log)
@@ -104,9 +98,7 @@ def pool_processes(worker):
 def test_a_task_that_kills_its_pool_process_every_time_ends_failed(
     owner, smtp_server, env, workers, tmp_path
 ):
-    worker = start_worker(tmp_path / "worker.log", **env)
-    workers.append(worker)
-    wait_until_ready(worker)
+    worker = start_ready(workers, tmp_path / "worker.log", **env)
     smtp_server.delay = 60  # each run is sending when its process dies
     queue_notification(owner)
     runs = 0
@@ -141,11 +133,9 @@ def test_a_task_cut_off_from_its_broker_is_stopped_then_run_again(
     relay = Relay(settings.CELERY_BROKER_URL)
     # Six recipients, 1.5 s each: the task runs 9 s, inside its time limit.
     limits = {"TASK_TIME_LIMIT": "20", "TASK_RECOVERY_SECONDS": "30"}
-    worker = start_worker(
-        tmp_path / "worker.log", **{**env, **limits, URL_VARIABLE: relay.url}
+    worker = start_ready(
+        workers, tmp_path / "worker.log", **{**env, **limits, URL_VARIABLE: relay.url}
     )
-    workers.append(worker)
-    wait_until_ready(worker)
     smtp_server.delay = 1.5
     recipients = [f"r{n}@example.org" for n in range(6)]
     queue_notification(owner, recipients)

@@ -25,10 +25,10 @@ from tests import images
 from tests.relay import Relay
 from tests.test_worker import (
     database_url,
+    start_ready,
     start_worker,
     wait_for,
     wait_for_log,
-    wait_until_ready,
 )
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -87,9 +87,9 @@ def test_a_task_queued_while_the_worker_waits_starts_without_a_poll(
     owner, env, workers, tmp_path
 ):
     # No poll within the test: only the enqueue's NOTIFY can wake it.
-    worker = start_worker(tmp_path / "worker.log", ["--interval", "3600"], **env)
-    workers.append(worker)
-    wait_until_ready(worker)
+    worker = start_ready(
+        workers, tmp_path / "worker.log", ["--interval", "3600"], **env
+    )
     idle(worker, owner)
 
     second = notification(owner)
@@ -101,9 +101,7 @@ def test_a_task_queued_while_the_worker_waits_starts_without_a_poll(
 def test_a_task_queued_without_a_notification_is_found_by_the_poll(
     owner, env, workers, tmp_path
 ):
-    worker = start_worker(tmp_path / "worker.log", ["--interval", "1"], **env)
-    workers.append(worker)
-    wait_until_ready(worker)
+    worker = start_ready(workers, tmp_path / "worker.log", ["--interval", "1"], **env)
     idle(worker, owner)
 
     missed = notification(owner)
@@ -120,10 +118,7 @@ def test_the_task_of_a_killed_worker_runs_again_once_its_lease_lapses(
     # Both wait first: on SQLite the sending worker holds the write lock,
     # and a worker started then would not be ready before the kill.
     for name in ("one", "two"):
-        workers.append(
-            start_worker(tmp_path / f"{name}.log", ["--worker-id", name], **env)
-        )
-        wait_until_ready(workers[-1])
+        start_ready(workers, tmp_path / f"{name}.log", ["--worker-id", name], **env)
     smtp_server.delay = 60  # it is sending when it dies
     killed_one = notification(owner)
     tasks.enqueue_delivery(killed_one.pk)
@@ -153,11 +148,13 @@ def test_a_worker_whose_claim_was_taken_over_writes_nothing_over_the_new_run(
         # Seconds of decoding: it is decoding when it is paused.
         image=ContentFile(images.many_scan_jpeg(scans=30_000), name="slow.jpg"),
     )
-    paused = start_worker(
-        tmp_path / "paused.log", **env, TASK_TIME_LIMIT="2", PHOTO_DECODE_SECONDS="60"
+    paused = start_ready(
+        workers,
+        tmp_path / "paused.log",
+        **env,
+        TASK_TIME_LIMIT="2",
+        PHOTO_DECODE_SECONDS="60",
     )
-    workers.append(paused)
-    wait_until_ready(paused)
     photo_tasks.enqueue_thumbnail(photo.pk)
     running = Status.RUNNING
     wait_for(lambda: Photo.objects.get().status == running, 30, paused.log)
@@ -187,9 +184,7 @@ def test_a_paused_worker_whose_notification_was_taken_over_leaves_it_right(
     resumed after another worker sent to the others: it records the message
     it sent, and not the notification's outcome, which is left to the other
     worker's retry. Every recipient gets the message once."""
-    paused = start_worker(tmp_path / "paused.log", **env)
-    workers.append(paused)
-    wait_until_ready(paused)
+    paused = start_ready(workers, tmp_path / "paused.log", **env)
     smtp_server.delay = 3  # the first answer comes while it is paused
     recipients = [f"r{n}@example.org" for n in range(4)]
     taken_over = notification(owner, recipients)
@@ -223,12 +218,11 @@ def test_a_task_cut_off_from_the_database_is_queued_again_not_failed(
     owner, smtp_server, env, workers, tmp_path
 ):
     relay = Relay(database_url())
-    worker = start_worker(
+    worker = start_ready(
+        workers,
         tmp_path / "worker.log",
         **{**env, "DATABASE_URL": relay.url, "TASK_RETRY_DELAY": "1"},
     )
-    workers.append(worker)
-    wait_until_ready(worker)
     smtp_server.delay = 1
     recipients = [f"r{n}@example.org" for n in range(6)]
     cut_one = notification(owner, recipients)

@@ -860,49 +860,44 @@ def main():
         ).stdout.strip()
         versions = (base_python, info["django"], info["psycopg"])
 
-        def anchor_env(database, settings_module):
-            return {
+        def anchor(key, label, name, requirement, database, command, system, models):
+            """A queue to compare with: its own virtual environment (``name``),
+            minimal project (settings ``pgq_settings_<name>``) and database."""
+            python, folder = build_env(tmp, name, requirement, *versions)
+            env = {
                 **common,
                 "PGQ_DATABASE": json.dumps({**info["database"], "NAME": database}),
-                "DJANGO_SETTINGS_MODULE": settings_module,
+                "DJANGO_SETTINGS_MODULE": f"pgq_settings_{name}",
             }
+            return System(key, label, python, folder, env, command, system, models)
 
-        ox_python, ox_project = build_env(
-            tmp, "ox", f"django-ox=={OX_VERSION}", *versions
-        )
-        ox = System(
+        ox = anchor(
             "c",
             f"(c) django-ox {OX_VERSION}",
-            ox_python,
-            ox_project,
-            anchor_env(DB_OX, "pgq_settings_ox"),
+            "ox",
+            f"django-ox=={OX_VERSION}",
+            DB_OX,
             # -v 0: no per-task INFO lines, as LOG_LEVEL=WARNING for (a), (b).
             ["python", "manage.py", "ox_worker", "--verbosity", "0"],
             "ox",
             ["django_ox.OxTask"],
         )
-        psql_python, psql_project = build_env(
-            tmp, "psql", f"django-task-psql=={PSQL_VERSION}", *versions
-        )
-        psql = System(
+        psql = anchor(
             "d",
             f"(d) django-task-psql {PSQL_VERSION}",
-            psql_python,
-            psql_project,
-            anchor_env(DB_PSQL, "pgq_settings_psql"),
+            "psql",
+            f"django-task-psql=={PSQL_VERSION}",
+            DB_PSQL,
             ["python", "manage.py", "runworker"],
             "psql",
             ["django_task_psql.TaskRow"],
         )
-        proc_python, proc_project = build_env(
-            tmp, "proc", f"procrastinate[django]=={PROC_VERSION}", *versions
-        )
-        proc = System(
+        proc = anchor(
             "e",
             f"(e) procrastinate {PROC_VERSION}",
-            proc_python,
-            proc_project,
-            anchor_env(DB_PROC, "pgq_settings_proc"),
+            "proc",
+            f"procrastinate[django]=={PROC_VERSION}",
+            DB_PROC,
             ["python", "manage.py", "procrastinate", "worker"],
             "procrastinate",
             ["procrastinate.ProcrastinateJob", "procrastinate.ProcrastinateWorker"],

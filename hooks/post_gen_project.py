@@ -88,6 +88,7 @@ BACKEND_OPTIONAL = [
     "core/management/commands/scheduler.py",
     "core/queue.py",
     "tests/core/test_commands.py",
+    "tests/core/test_queue.py",
     "tests/core/test_scheduler.py",
     "bin/scheduler",
     "deploy/systemd/{slug}-scheduler.service",

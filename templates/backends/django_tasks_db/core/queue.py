@@ -27,6 +27,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections, router, transaction
 from django.db.models.functions import Now
+from django.db.models.sql import UpdateQuery
 from django.tasks import TaskResultStatus
 from django.utils import timezone
 from django_tasks_db.backend import DatabaseBackend
@@ -67,14 +68,16 @@ class Backend(DatabaseBackend):
     """django-tasks-db's backend, which also wakes an idle worker."""
 
     def enqueue(self, task, args, kwargs):
-        result = super().enqueue(task, args, kwargs)
-        wake_workers(task.queue_name)
+        # The row and its wake-up in one transaction: one commit, not two
+        # (a NOTIFY commits like a write). Inside the caller's transaction,
+        # no savepoint: both are the caller's to commit.
+        with transaction.atomic(using=database().alias, savepoint=False):
+            result = super().enqueue(task, args, kwargs)
+            wake_workers(task.queue_name)
         return result
 
     async def aenqueue(self, task, args, kwargs):
-        result = await super().aenqueue(task, args, kwargs)
-        await sync_to_async(wake_workers)(task.queue_name)
-        return result
+        return await sync_to_async(self.enqueue)(task, args, kwargs)
 
 
 def claim(tasks, worker_id):
@@ -90,20 +93,25 @@ def claim(tasks, worker_id):
 
 
 def _claim_in_one_statement(ready, worker_id):
-    """PostgreSQL: the claim as one UPDATE of the row that a SKIP LOCKED
-    subquery picks (the library's order), in one round trip instead of four
-    (BEGIN, SELECT ... FOR UPDATE, UPDATE, COMMIT)."""
+    """PostgreSQL: the claim in one round trip instead of four (BEGIN,
+    SELECT ... FOR UPDATE, UPDATE, COMMIT)."""
+    sql, params = _claim_sql(ready, worker_id)
+    return next(iter(DBTaskResult.objects.raw(sql, params)), None)
+
+
+def _claim_sql(ready, worker_id):
+    """An UPDATE ... RETURNING * of the row that a SKIP LOCKED subquery picks
+    from ``ready`` (in the library's order)."""
     pick, params = ready.values("pk")[:1].query.sql_with_params()
     table = database().ops.quote_name(DBTaskResult._meta.db_table)
     # Only the quoted table name and the ORM's SQL are formatted in; every
     # value is a parameter.
-    claimed = DBTaskResult.objects.raw(
+    sql = (
         f"UPDATE {table} SET status = %s, started_at = %s,"  # noqa: S608
         " worker_ids = worker_ids || %s::jsonb"
-        f" WHERE id = ({pick} FOR UPDATE SKIP LOCKED) RETURNING *",
-        [RUNNING, timezone.now(), json.dumps([worker_id]), *params],
+        f" WHERE id = ({pick} FOR UPDATE SKIP LOCKED) RETURNING *"
     )
-    return next(iter(claimed), None)
+    return sql, [RUNNING, timezone.now(), json.dumps([worker_id]), *params]
 
 
 def next_due(tasks):
@@ -129,10 +137,11 @@ def still_claimed(result):
     return _this_run(result).select_for_update().exists()
 
 
-def succeed(result, return_value):
-    """Record the run's success; False if its claim was taken over."""
+def succeed(result, return_value, *, then=None):
+    """Record the run's success; see ``_finish`` for ``then`` and what it returns."""
     return _finish(
         result,
+        then,
         status=SUCCESSFUL,
         return_value=return_value,
         exception_class_path="",
@@ -140,10 +149,11 @@ def succeed(result, return_value):
     )
 
 
-def fail(result, exc):
-    """Record the run's failure; False if its claim was taken over."""
+def fail(result, exc, *, then=None):
+    """Record the run's failure; see ``_finish`` for ``then`` and what it returns."""
     return _finish(
         result,
+        then,
         status=FAILED,
         return_value=None,
         exception_class_path=f"{type(exc).__module__}.{type(exc).__qualname__}",
@@ -151,20 +161,48 @@ def fail(result, exc):
     )
 
 
-def _finish(result, **fields):
-    """Write the outcome to the row, and to ``result`` if it was written."""
+def _finish(result, then, **fields):
+    """Write the outcome to the row, and to ``result`` if it was written.
+
+    Returns (written, the next claimed row or None): with ``then``, a pair
+    (the tasks, the worker id), the worker's next claim is made in the same
+    statement on PostgreSQL (one commit per task instead of two, which is
+    what a drain waits on). ``written`` is False if the claim was taken over.
+    """
     fields["finished_at"] = timezone.now()
-    if not _this_run(result).update(**fields):
-        return False
-    for name, value in fields.items():
-        setattr(result, name, value)
-    return True
+    if then is not None and listens():
+        written, claimed = _finish_and_claim(result, fields, *then)
+    else:
+        written, claimed = bool(_this_run(result).update(**fields)), None
+    if written:
+        for name, value in fields.items():
+            setattr(result, name, value)
+    return written, claimed
+
+
+def _finish_and_claim(result, fields, tasks, worker_id):
+    """PostgreSQL: the run's outcome (the UPDATE that ``_this_run(result)
+    .update(**fields)`` would run) and the next claim as one statement."""
+    update = _this_run(result).query.chain(UpdateQuery)
+    update.add_update_values(fields)
+    finish, finish_params = update.get_compiler(database().alias).as_sql()
+    claim, claim_params = _claim_sql(tasks.ready(), worker_id)
+    pk = database().ops.quote_name(DBTaskResult._meta.pk.column)
+    # One row: the claimed one's columns (NULL if none was ready) and
+    # whether the outcome was written.
+    (row,) = DBTaskResult.objects.raw(
+        f"WITH finished AS ({finish} RETURNING {pk}), claimed AS ({claim})"  # noqa: S608
+        " SELECT claimed.*, (SELECT count(*) FROM finished) AS outcome_written"
+        " FROM (VALUES (0)) AS one LEFT JOIN claimed ON true",
+        [*finish_params, *claim_params],
+    )
+    return bool(row.outcome_written), row if row.pk is not None else None
 
 
 def requeue(result, *, delay=0):
-    """Queue the run's task again (not the task's fault); False if its
-    claim was taken over. A delay keeps a broken dependency from being
-    hammered."""
+    """Queue the run's task again (not the task's fault). Returns (written,
+    None): not written if the claim was taken over. A delay keeps a broken
+    dependency from being hammered."""
     run_after = timezone.now() + timedelta(seconds=delay) if delay else None
     requeued = _this_run(result).update(
         status=READY,
@@ -173,7 +211,7 @@ def requeue(result, *, delay=0):
     )
     if requeued:
         wake_workers(result.queue_name)
-    return bool(requeued)
+    return bool(requeued), None
 
 
 def lease_key(worker_id):
@@ -192,20 +230,32 @@ def drop_lease(worker_id):
     Throttle.objects.filter(key=lease_key(worker_id)).delete()
 
 
-def requeue_lost():
-    """Queue again the RUNNING tasks whose worker's lease lapsed; how many."""
-    running = list(DBTaskResult.objects.running().values_list("pk", "worker_ids"))
-    if not running:
+def requeue_lost(worker_id, *, running):
+    """Queue again the RUNNING tasks whose worker's lease lapsed; how many.
+
+    Also those that ``worker_id`` claimed but is not running (``running``
+    is the pk of the task it runs, or None): the answer to a claim can be
+    lost with the connection after the claim committed.
+    """
+    rows = DBTaskResult.objects.running().values_list("pk", "worker_ids", "started_at")
+    rows = list(rows)
+    if not rows:
         return 0
-    keys = {lease_key(ids[-1]) for _, ids in running if ids}
+    keys = {lease_key(ids[-1]) for _, ids, _ in rows if ids}
     alive = set(
         Throttle.objects.filter(key__in=keys, expires_at__gt=Now()).values_list(
             "key", flat=True
         )
     )
-    lost = [
-        (pk, ids) for pk, ids in running if not ids or lease_key(ids[-1]) not in alive
-    ]
+    # Well past the moment between a claim and its run.
+    unclaimed_since = timezone.now() - timedelta(seconds=settings.TASK_LEASE_SECONDS)
+
+    def is_lost(pk, ids, started_at):
+        if not ids or lease_key(ids[-1]) not in alive:
+            return True
+        return ids[-1] == worker_id and pk != running and started_at < unclaimed_since
+
+    lost = [(pk, ids) for pk, ids, started_at in rows if is_lost(pk, ids, started_at)]
     for pk, ids in lost:
         _requeue_lost(pk, ids)
     return len(lost)

@@ -102,16 +102,17 @@ class LeaseKeeper(threading.Thread):
 
     daemon = True
 
-    def __init__(self, worker_id):
+    def __init__(self, worker):
         super().__init__(name="lease-keeper")
-        self.worker_id = worker_id
+        self.worker = worker
         self.stopped = threading.Event()
 
     def run(self):
+        worker_id = self.worker.worker_id
         while not self.stopped.wait(settings.TASK_LEASE_SECONDS / 3):
             try:
-                queue.renew_lease(self.worker_id)
-                queue.requeue_lost()
+                queue.renew_lease(worker_id)
+                queue.requeue_lost(worker_id, running=self.worker.current)
             except DatabaseError as exc:
                 logger.warning("Renewing the lease failed: %r", exc)
                 connections.close_all()  # this thread's: a fresh one next time
@@ -123,7 +124,7 @@ class LeaseKeeper(threading.Thread):
         self.stopped.set()
         self.join()
         with contextlib.suppress(DatabaseError):  # it lapses on its own
-            queue.drop_lease(self.worker_id)
+            queue.drop_lease(self.worker.worker_id)
 
 
 class Worker:
@@ -142,6 +143,7 @@ class Worker:
         self.waiting = False
         self.interrupted = False
         self.tasks_run = 0
+        self.current = None  # the pk of the running task
 
     # -- signals --------------------------------------------------------------
 
@@ -168,7 +170,7 @@ class Worker:
 
     def run(self):
         queue.renew_lease(self.worker_id)
-        keeper = LeaseKeeper(self.worker_id)
+        keeper = LeaseKeeper(self)
         keeper.start()
         scheduler = PeriodicTaskScheduler(
             interval=settings.PERIODIC_TASKS_SCHEDULER_INTERVAL
@@ -180,11 +182,13 @@ class Worker:
             self.description,
             "notify" if self.listener else f"poll every {self.interval} s",
         )
+        result = None  # the claimed row to run next
         try:
             while self.running:
-                result = self.claim()
+                if result is None:
+                    result = self.claim()
                 if result is not None:
-                    self.run_task(result)
+                    result = self.run_task(result)  # and claims the next one
                     if self.max_tasks and self.tasks_run >= self.max_tasks:
                         break
                 elif self.batch:
@@ -194,6 +198,8 @@ class Worker:
         except Stop:
             pass
         finally:
+            if result is not None:  # claimed as the worker was told to stop
+                self.write(queue.requeue, result)
             scheduler.stop()
             keeper.stop()
             if self.listener:
@@ -231,11 +237,14 @@ class Worker:
     # -- one task ---------------------------------------------------------------
 
     def run_task(self, result):
+        """Run a claimed row; return the next row, claimed with its outcome."""
         self.running_task = True
+        self.current = result.pk
         try:
-            self.run_claimed(result)
+            claimed = self.run_claimed(result)
         finally:
             self.running_task = False
+            self.current = None
             self.tasks_run += 1
         if self.interrupted:
             logger.warning(
@@ -243,14 +252,14 @@ class Worker:
             )
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             sys.exit(1)
+        return claimed
 
     def run_claimed(self, result):
         try:
             task = result.task
         except (ImportError, SuspiciousOperation) as exc:
             logger.exception("Task %s cannot be loaded", result.pk)
-            self.write(queue.fail, result, exc)
-            return
+            return self.write(queue.fail, result, exc, then=self.then())[1]
         sender = type(task.get_backend())
         task_started.send(sender=sender, task_result=result.task_result)
         args, kwargs = result.args_kwargs["args"], result.args_kwargs["kwargs"]
@@ -262,38 +271,53 @@ class Worker:
                     value = task.call(*args, **kwargs)
             except Interrupted:
                 self.write(queue.requeue, result)
-                return
+                return None
             except (OperationalError, InterfaceError) as exc:
                 logger.warning(
                     "Task %s lost the database (%r): queued again", result.pk, exc
                 )
                 delay = settings.TASK_RETRY_DELAY
                 self.write(queue.requeue, result, delay=delay)
-                return
+                return None
             except BaseException as exc:
-                written = self.write(queue.fail, result, exc)
+                written, claimed = self.write(queue.fail, result, exc, then=self.then())
             else:
                 try:
-                    written = self.write(queue.succeed, result, value)
+                    written, claimed = self.write(
+                        queue.succeed, result, value, then=self.then()
+                    )
                 except TypeError as exc:  # a return value JSON cannot hold
-                    written = self.write(queue.fail, result, exc)
+                    written, claimed = self.write(
+                        queue.fail, result, exc, then=self.then()
+                    )
         if written:
             task_finished.send(sender=sender, task_result=result.task_result)
+        return claimed
+
+    def then(self):
+        """What to claim with a run's outcome (core/queue.py): the next task,
+        unless the worker stops after this one."""
+        if not self.running:
+            return None
+        if self.max_tasks and self.tasks_run + 1 >= self.max_tasks:
+            return None
+        return (self.tasks, self.worker_id)
 
     def write(self, outcome, result, *args, **kwargs):
         """Write a run's outcome (``queue.succeed``, ``fail``, ``requeue``);
-        whether it was written. A run whose claim was taken over writes
+        (whether it was written, the row claimed with it). A run whose claim
+        was taken over writes
         nothing. A database that is away is waited for, a second at a time,
         until it is back or the worker is told to stop (its lease then
         lapses, and another worker queues the task again)."""
         while True:
             try:
-                written = outcome(result, *args, **kwargs)
+                written, claimed = outcome(result, *args, **kwargs)
             except (OperationalError, InterfaceError) as exc:
                 connections.close_all()
                 if not self.running:
                     logger.error("Task %s: outcome not written: %r", result.pk, exc)
-                    return False
+                    return False, None
                 time.sleep(1)
                 continue
             if not written:
@@ -304,7 +328,7 @@ class Worker:
                     outcome.__name__,
                     ", ".join(map(repr, args)),
                 )
-            return written
+            return written, claimed
 
     def time_limit(self):
         return TimeLimit(settings.TASK_TIME_LIMIT)

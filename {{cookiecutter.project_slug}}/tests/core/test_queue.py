@@ -1,0 +1,1 @@
+{% include "backends/" ~ cookiecutter.task_backend ~ "/tests/core/test_queue.py" ignore missing %}

@@ -422,7 +422,11 @@ def job_info(job):
 
         info["ours"] = {
             name: getattr(settings, name)
-            for name in ("TASK_TIME_LIMIT", "TASK_LEASE_SECONDS", "TASK_MAX_CLAIMS")
+            for name in (
+                "TASK_TIME_LIMIT",
+                "TASK_LEASE_SECONDS",
+                "TASK_MAX_WORKERS_LOST",
+            )
         }
         info["ours"]["SAFETY_NET_INTERVAL"] = worker.SAFETY_NET_INTERVAL
     return info

@@ -89,6 +89,7 @@ BACKEND_OPTIONAL = [
     "core/queue.py",
     "tests/core/test_commands.py",
     "tests/core/test_queue.py",
+    "tests/photos/test_tasks.py",
     "tests/core/test_scheduler.py",
     "bin/scheduler",
     "deploy/systemd/{slug}-scheduler.service",

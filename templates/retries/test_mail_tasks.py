@@ -6,10 +6,11 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.core import mail
+from django.db import OperationalError
 from django.utils import timezone
 
 from core.models import Status
-from notifications import tasks
+from notifications import services, tasks
 from notifications.models import Notification
 from tests.backend import make_due, queued
 
@@ -63,3 +64,19 @@ def test_a_refused_password_reset_mail_is_retried_later(run_queued_tasks, smtp_s
     (retry,) = queued(tasks.send_email)
     assert retry.kwargs["to"] == ["carol@example.org"]
     assert retry.run_after > timezone.now() + timedelta(seconds=14)
+
+
+def test_a_delivery_that_lost_the_database_is_retried_not_failed(
+    run_queued_tasks, notification, monkeypatch
+):
+    def deliver(notification_id):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services, "deliver", deliver)
+    tasks.enqueue_delivery(notification.pk)
+    before = timezone.now()
+    run_queued_tasks()
+    (retry,) = queued(tasks.send_notification)
+    assert retry.args == [notification.pk]
+    assert before < retry.run_after <= before + timedelta(seconds=31)
+    assert Notification.objects.get().status == Status.PENDING

@@ -5,19 +5,28 @@ queues the task again (``self.retry``) after 15 to 30 s, then 30 s to 1 min,
 1 to 2 min ... (back-off with jitter). ``services.deliver`` counts the
 attempts per recipient and gives up after NOTIFICATION_MAX_ATTEMPTS;
 ``max_retries`` bounds the runs to as many. A wait is at most TASK_MAX_DELAY
-(settings say why). A run that raises is not run again: the notification
-ends failed with a sentence (services.deliver).
+(settings say why). A run that lost the database is queued again the same
+way (``autoretry_for``): not the notification's fault. A run that raises
+anything else is not run again: the notification ends failed with a
+sentence (services.deliver).
 """
 
 import random
 
 from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from . import services
 from .models import Notification
 
-OPTIONS = {"bind": True, "max_retries": settings.NOTIFICATION_MAX_ATTEMPTS - 1}
+OPTIONS = {
+    "bind": True,
+    "max_retries": settings.NOTIFICATION_MAX_ATTEMPTS - 1,
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 15,  # s: up to 15 s the first time, 30 s next (jitter)
+    "retry_backoff_max": settings.TASK_MAX_DELAY,
+}
 
 
 def later(task):

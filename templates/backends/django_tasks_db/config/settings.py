@@ -16,12 +16,17 @@ TASK_TIME_LIMIT = int(os.environ.get("TASK_TIME_LIMIT") or {{ cookiecutter._back
 # A live worker renews its lease every third of TASK_LEASE_SECONDS; a task
 # whose worker stopped renewing (killed, out of memory, cut off, paused) is
 # queued again by the next look of any worker (every third, too): at most
-# 20 s from the kill to the re-run. A task that lost TASK_MAX_CLAIMS workers
-# is recorded failed: it may be what kills them.
+# 20 s from the kill to the re-run. A task that lost TASK_MAX_WORKERS_LOST
+# workers is recorded failed: it may be what kills them.
 TASK_LEASE_SECONDS = float(os.environ.get("TASK_LEASE_SECONDS") or 15)
-TASK_MAX_CLAIMS = 3
-# A task that lost its database connection is queued again after this.
+TASK_MAX_WORKERS_LOST = 3
+# A task that lost its database connection is queued again after
+# TASK_RETRY_DELAY seconds, twice as long each next time (at most 5 min):
+# about 20 min of outage in TASK_DB_RETRIES runs. Then it is recorded
+# failed: an error that every run meets (a statement that always times
+# out) is the task's own.
 TASK_RETRY_DELAY = float(os.environ.get("TASK_RETRY_DELAY") or 10)
+TASK_DB_RETRIES = 8
 
 # Schedules (core/tasks.py) run from the workers: each looks for a due
 # schedule every SCHEDULER_INTERVAL seconds, so a tick is late by at most

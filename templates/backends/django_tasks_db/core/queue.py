@@ -15,9 +15,13 @@ how the workers (``manage.py worker``) share those rows safely:
   the database's clock) every TASK_LEASE_SECONDS / 3. A RUNNING task whose
   worker's lease lapsed (killed, out of memory, cut off, paused) is queued
   again by the next sweep of any worker, or recorded failed once
-  TASK_MAX_CLAIMS workers were lost running it: it may be what kills them.
+  TASK_MAX_WORKERS_LOST workers were lost running it: it may be what kills
+  them.
+- **Database errors** are not the task's fault: such a run is queued again
+  later (``retry_later``), a bounded number of times.
 """
 
+import functools
 import json
 import logging
 from datetime import timedelta
@@ -26,6 +30,7 @@ from traceback import format_exception
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections, router, transaction
+from django.db.models import Q
 from django.db.models.functions import Now
 from django.db.models.sql import UpdateQuery
 from django.tasks import TaskResultStatus
@@ -41,10 +46,11 @@ logger = logging.getLogger(__name__)
 CHANNEL = "django_tasks_db"
 READY, RUNNING = TaskResultStatus.READY, TaskResultStatus.RUNNING
 SUCCESSFUL, FAILED = TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED
+MAX_RETRY_DELAY = 300  # seconds
 
 
 class WorkerLost(Exception):
-    """Recorded on a task whose workers were lost TASK_MAX_CLAIMS times."""
+    """Recorded on a task whose workers were lost TASK_MAX_WORKERS_LOST times."""
 
 
 def database():
@@ -82,9 +88,9 @@ class Backend(DatabaseBackend):
 
 def claim(tasks, worker_id):
     """Claim the next due row of ``tasks`` for ``worker_id``, or return None."""
-    ready = tasks.ready()
     if listens():
-        return _claim_in_one_statement(ready, worker_id)
+        return _claim_in_one_statement(tasks, worker_id)
+    ready = tasks.ready()
     with exclusive_transaction(ready.db):
         result = ready.get_locked()
         if result is not None:
@@ -92,16 +98,28 @@ def claim(tasks, worker_id):
     return result
 
 
-def _claim_in_one_statement(ready, worker_id):
+def _claim_in_one_statement(tasks, worker_id):
     """PostgreSQL: the claim in one round trip instead of four (BEGIN,
     SELECT ... FOR UPDATE, UPDATE, COMMIT)."""
-    sql, params = _claim_sql(ready, worker_id)
+    sql, params = _claim_sql(tasks, worker_id)
     return next(iter(DBTaskResult.objects.raw(sql, params)), None)
 
 
-def _claim_sql(ready, worker_id):
+def _claim_sql(tasks, worker_id):
     """An UPDATE ... RETURNING * of the row that a SKIP LOCKED subquery picks
-    from ``ready`` (in the library's order)."""
+    from ``tasks`` (the library's ``ready()``, in its order)."""
+    sql, params = _claim_statement(tasks)
+    return sql, [RUNNING, timezone.now(), json.dumps([worker_id]), *params]
+
+
+@functools.lru_cache(maxsize=8)
+def _claim_statement(tasks):
+    """The claim's SQL and the pick's parameters, made once per queryset
+    (a worker has one): building it costs more than running it. Due is as
+    ``ready()`` says, by the database's clock, so nothing in it changes."""
+    ready = tasks.filter(status=READY).filter(
+        Q(run_after=get_date_max()) | Q(run_after__lte=Now())
+    )
     pick, params = ready.values("pk")[:1].query.sql_with_params()
     table = database().ops.quote_name(DBTaskResult._meta.db_table)
     # Only the quoted table name and the ORM's SQL are formatted in; every
@@ -111,7 +129,7 @@ def _claim_sql(ready, worker_id):
         " worker_ids = worker_ids || %s::jsonb"
         f" WHERE id = ({pick} FOR UPDATE SKIP LOCKED) RETURNING *"
     )
-    return sql, [RUNNING, timezone.now(), json.dumps([worker_id]), *params]
+    return sql, params
 
 
 def next_due(tasks):
@@ -186,7 +204,7 @@ def _finish_and_claim(result, fields, tasks, worker_id):
     update = _this_run(result).query.chain(UpdateQuery)
     update.add_update_values(fields)
     finish, finish_params = update.get_compiler(database().alias).as_sql()
-    claim, claim_params = _claim_sql(tasks.ready(), worker_id)
+    claim, claim_params = _claim_sql(tasks, worker_id)
     pk = database().ops.quote_name(DBTaskResult._meta.pk.column)
     # One row: the claimed one's columns (NULL if none was ready) and
     # whether the outcome was written.
@@ -212,6 +230,27 @@ def requeue(result, *, delay=0):
     if requeued:
         wake_workers(result.queue_name)
     return bool(requeued), None
+
+
+def retry_later(result, exc):
+    """Queue again a run that lost the database (``exc``): after
+    TASK_RETRY_DELAY seconds, twice as long each next time, at most
+    MAX_RETRY_DELAY. Past TASK_DB_RETRIES such runs, record it failed. Returns
+    (written, None), like ``requeue``."""
+    with transaction.atomic():
+        retries = _count(result, "db-retries")
+        if retries > settings.TASK_DB_RETRIES:
+            logger.error("Task %s lost the database %d times", result.pk, retries)
+            return fail(result, exc)
+        delay = min(settings.TASK_RETRY_DELAY * 2 ** (retries - 1), MAX_RETRY_DELAY)
+        logger.warning("Task %s queued again in %.0f s", result.pk, delay)
+        return requeue(result, delay=delay)
+
+
+def _count(result, what):
+    """Count one more ``what`` for the task; return the count (Throttle)."""
+    expires_at = timezone.now() + timedelta(days=settings.CLEANUP_RETENTION_DAYS)
+    return Throttle.add_one(f"task-{what}:{result.pk}", expires_at)
 
 
 def lease_key(worker_id):
@@ -270,9 +309,10 @@ def _requeue_lost(pk, worker_ids):
         )
         if result is None:  # finished, or being written, meanwhile
             return
-        if len(worker_ids) >= settings.TASK_MAX_CLAIMS:
-            logger.error("Task %s lost %d workers: failed", pk, len(worker_ids))
-            fail(result, WorkerLost(f"Its workers were lost {len(worker_ids)} times."))
+        lost = _count(result, "workers-lost")
+        if lost >= settings.TASK_MAX_WORKERS_LOST:
+            logger.error("Task %s lost %d workers: failed", pk, lost)
+            fail(result, WorkerLost(f"Its workers were lost {lost} times."))
         else:
             logger.warning("Task %s lost its worker: queued again", pk)
             requeue(result)

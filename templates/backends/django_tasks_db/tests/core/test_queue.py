@@ -4,7 +4,7 @@ and the claims that no live run holds."""
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
@@ -81,3 +81,26 @@ def test_a_claim_its_live_worker_does_not_run_is_queued_again(settings):
         running.pk,
         fresh.pk,
     }
+
+
+def test_a_run_that_lost_the_database_is_queued_again_later_then_failed(settings):
+    settings.TASK_RETRY_DELAY, settings.TASK_DB_RETRIES = 10, 2
+    tasks.clean_up.enqueue()
+    delays = []
+    for _ in range(settings.TASK_DB_RETRIES):
+        result = claimed("w1")
+        before = timezone.now()
+        assert queue.retry_later(result, OperationalError("gone")) == (True, None)
+        row = ALL.get(pk=result.pk)
+        assert row.status == "READY"
+        delays.append(round((row.run_after - before).total_seconds()))
+        ALL.filter(pk=result.pk).update(run_after=before)  # due now
+
+    result = claimed("w1")
+    queue.retry_later(result, OperationalError("gone"))
+    row = ALL.get(pk=result.pk)
+    assert delays == [10, 20]
+    assert (row.status, row.exception_class_path) == (
+        "FAILED",
+        "django.db.utils.OperationalError",
+    )

@@ -14,7 +14,8 @@ signals, and adds (core/queue.py has the database side):
 - **A time limit.** A task still running after TASK_TIME_LIMIT seconds is
   stopped (SIGALRM raises ``TimeLimitExceeded`` in it) and recorded failed.
 - **Infrastructure is not the task's fault.** A task that loses its
-  database connection is queued again, after TASK_RETRY_DELAY seconds.
+  database connection is queued again, after TASK_RETRY_DELAY seconds
+  (doubling each time; failed after TASK_DB_RETRIES such runs).
 - **A second stop signal** (Ctrl+C twice, TERM twice) stops the running task
   and queues it again, instead of recording it failed.
 - **Schedules.** django-periodic-tasks' scheduler loop runs in a thread of
@@ -273,11 +274,8 @@ class Worker:
                 self.write(queue.requeue, result)
                 return None
             except (OperationalError, InterfaceError) as exc:
-                logger.warning(
-                    "Task %s lost the database (%r): queued again", result.pk, exc
-                )
-                delay = settings.TASK_RETRY_DELAY
-                self.write(queue.requeue, result, delay=delay)
+                logger.warning("Task %s lost the database: %r", result.pk, exc)
+                self.write(queue.retry_later, result, exc)
                 return None
             except BaseException as exc:
                 written, claimed = self.write(queue.fail, result, exc, then=self.then())

@@ -1,0 +1,1 @@
+{% include "backends/huey_redis/tests/photos/test_tasks.py" %}

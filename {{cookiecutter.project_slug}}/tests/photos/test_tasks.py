@@ -1,0 +1,1 @@
+{% include "backends/" ~ cookiecutter.task_backend ~ "/tests/photos/test_tasks.py" ignore missing %}

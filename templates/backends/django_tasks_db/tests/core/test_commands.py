@@ -88,6 +88,25 @@ def idle(worker, owner):
     time.sleep(1)  # it looked at the queue again, found nothing: it waits
 
 
+def test_two_workers_drain_a_queue_running_each_task_once(
+    owner, smtp_server, env, workers, tmp_path
+):
+    """Each outcome is written with the worker's next claim (core/queue.py):
+    no task is claimed twice, none is left behind."""
+    one = start_ready(workers, tmp_path / "one.log", **env)
+    start_ready(workers, tmp_path / "two.log", **env)
+    recipients = [f"r{n}@example.org" for n in range(30)]
+    queued = [notification(owner, [email]) for email in recipients]
+    for each in queued:
+        tasks.enqueue_delivery(each.pk)
+
+    runs = DBTaskResult.objects.filter(task_path=tasks.send_notification.module_path)
+    wait_for(lambda: runs.filter(status="SUCCESSFUL").count() == 30, 60, one.log)
+    assert sorted(smtp_server.recipients) == sorted(recipients)
+    assert {status(each) for each in queued} == {Status.DONE}
+    assert {len(ids) for ids in runs.values_list("worker_ids", flat=True)} == {1}
+
+
 @postgresql
 def test_a_task_queued_while_the_worker_waits_starts_without_a_poll(
     owner, env, workers, tmp_path

@@ -183,13 +183,12 @@ class Worker:
             self.description,
             "notify" if self.listener else f"poll every {self.interval} s",
         )
-        result = None  # the claimed row to run next
+        claimed = None  # the next row, claimed with the last run's outcome
         try:
             while self.running:
-                if result is None:
-                    result = self.claim()
+                result, claimed = claimed or self.claim(), None
                 if result is not None:
-                    result = self.run_task(result)  # and claims the next one
+                    claimed = self.run_task(result)
                     if self.max_tasks and self.tasks_run >= self.max_tasks:
                         break
                 elif self.batch:
@@ -199,8 +198,8 @@ class Worker:
         except Stop:
             pass
         finally:
-            if result is not None:  # claimed as the worker was told to stop
-                self.write(queue.requeue, result)
+            if claimed is not None:  # claimed as the worker was told to stop
+                self.write(queue.requeue, claimed)
             scheduler.stop()
             keeper.stop()
             if self.listener:
@@ -302,12 +301,12 @@ class Worker:
         return (self.tasks, self.worker_id)
 
     def write(self, outcome, result, *args, **kwargs):
-        """Write a run's outcome (``queue.succeed``, ``fail``, ``requeue``);
-        (whether it was written, the row claimed with it). A run whose claim
-        was taken over writes
-        nothing. A database that is away is waited for, a second at a time,
-        until it is back or the worker is told to stop (its lease then
-        lapses, and another worker queues the task again)."""
+        """Write a run's outcome (``queue.succeed``, ``fail``, ``requeue``,
+        ``retry_later``); return (whether it was written, the row claimed
+        with it). A run whose claim was taken over writes nothing. A
+        database that is away is waited for, a second at a time, until it
+        is back or the worker is told to stop (its lease then lapses, and
+        another worker queues the task again)."""
         while True:
             try:
                 written, claimed = outcome(result, *args, **kwargs)

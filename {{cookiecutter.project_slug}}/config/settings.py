@@ -135,15 +135,18 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Every wait is bounded: a worker cut off from the database gives up
-    # connecting after 5 s, finds a dead peer within 1 min (TCP keepalive),
-    # and the server ends a transaction left idle for 1 min, releasing the
-    # rows it locked (the longest one the samples hold: an SMTP exchange).
+    # connecting after 5 s, finds a dead peer within 1 min (TCP keepalive
+    # while idle; while a query is unanswered, tcp_user_timeout, instead of
+    # the kernel's 15 min of retransmissions), and the server ends a
+    # transaction left idle for 1 min, releasing the rows it locked (the
+    # longest one the samples hold: an SMTP exchange).
     DATABASES["default"]["OPTIONS"] = {
         "connect_timeout": 5,
         "keepalives": 1,
         "keepalives_idle": 30,
         "keepalives_interval": 10,
         "keepalives_count": 3,
+        "tcp_user_timeout": 60_000,  # ms
         "options": "-c idle_in_transaction_session_timeout=60s",
     }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

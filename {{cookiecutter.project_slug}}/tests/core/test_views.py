@@ -146,3 +146,15 @@ def test_postgresql_ends_transactions_left_idle():
     with connection.cursor() as cursor:
         cursor.execute("SHOW idle_in_transaction_session_timeout")
         assert cursor.fetchone() == ("1min",)
+
+
+@pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    reason="libpq's own connection setting",
+)
+def test_a_query_into_a_cut_network_is_given_up_after_a_minute():
+    from django.db import connection
+
+    connection.ensure_connection()
+    parameters = connection.connection.info.get_parameters()
+    assert parameters["tcp_user_timeout"] == "60000"  # ms

@@ -1,6 +1,7 @@
 """The queue table's side of the worker (core/queue.py): claims, outcomes,
 and the claims that no live run holds."""
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -104,3 +105,8 @@ def test_a_run_that_lost_the_database_is_queued_again_later_then_failed(settings
         "FAILED",
         "django.db.utils.OperationalError",
     )
+
+
+def test_an_async_enqueue_queues_the_task_too():
+    result = asyncio.run(tasks.clean_up.aenqueue())
+    assert ALL.get(pk=result.id).status == "READY"

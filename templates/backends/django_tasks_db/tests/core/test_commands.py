@@ -123,6 +123,19 @@ def test_a_task_queued_while_the_worker_waits_starts_without_a_poll(
     wait_for(lambda: status(second) == Status.DONE, 30, worker.log)
 
 
+@postgresql
+def test_a_worker_listens_before_it_says_it_started(env, workers, tmp_path):
+    """A task queued between its first look at the queue and its LISTEN
+    would notify nobody, and wait for the poll."""
+    start_ready(workers, tmp_path / "worker.log", ["--interval", "3600"], **env)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+        )
+        assert cursor.fetchone() == (1,)
+
+
 def test_a_task_queued_without_a_notification_is_found_by_the_poll(
     owner, env, workers, tmp_path
 ):

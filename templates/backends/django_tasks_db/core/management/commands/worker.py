@@ -78,13 +78,17 @@ class Listener:
         self.connection = None
 
     def wait(self, timeout):
-        """Return on a notification or after ``timeout`` seconds."""
+        """Return on a notification or after ``timeout`` seconds; at once
+        when it has just begun to LISTEN (at the start, after a lost
+        connection): a task queued before that notified nobody, and the
+        worker looks at the queue before it waits."""
         try:
             if self.connection is None:
                 self.connection = connections.create_connection(self.alias)
                 self.connection.ensure_connection()
                 self.connection.set_autocommit(True)
                 self.connection.connection.execute(f"LISTEN {queue.CHANNEL}")
+                return
             for _ in self.connection.connection.notifies(timeout=timeout, stop_after=1):
                 pass
         except (DatabaseError, psycopg.Error) as exc:
@@ -177,6 +181,8 @@ class Worker:
             interval=settings.PERIODIC_TASKS_SCHEDULER_INTERVAL
         )
         scheduler.start()
+        if self.listener:  # before the first look at the queue
+            self.listener.wait(0)
         logger.info(
             "Starting worker worker_id=%s queues=%s wake-up=%s",
             self.worker_id,

@@ -37,9 +37,11 @@ STOP_RULES = re.compile(
 
 
 def without_state(value):
-    """A compose value without the state volume, at any depth."""
+    """A compose value without the state volume, at any depth (and without
+    a list of volumes that held only it)."""
     if isinstance(value, dict):
-        return {k: without_state(v) for k, v in value.items() if k != "state"}
+        kept = {k: without_state(v) for k, v in value.items() if k != "state"}
+        return {k: v for k, v in kept.items() if v or not value[k]}
     if isinstance(value, list):
         return [without_state(v) for v in value if v != "state:/app/var"]
     return value

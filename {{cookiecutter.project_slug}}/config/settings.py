@@ -235,17 +235,59 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-# Uploads are private: photos are served through a view that checks the owner.
+# Uploads are private: photos are served through views that check the owner.
+# Uploads larger than this go to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# On one machine uploads live on its disk, in MEDIA_ROOT. With S3_BUCKET set
+# they live in that S3-compatible bucket, which web and worker reach from
+# any host (README.md, "More than one machine"). The keys come from
+# AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or from the host's role.
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT") or BASE_DIR / "media")
 MEDIA_URL = "media/"
+S3_BUCKET = os.environ.get("S3_BUCKET", "")
+
+
+def s3_storage(bucket):
+    """Uploads in ``bucket``, on the server S3_ENDPOINT_URL names (empty:
+    AWS itself)."""
+    from botocore.config import Config  # only where a bucket is used
+
+    endpoint_url = os.environ.get("S3_ENDPOINT_URL") or None
+    # Most S3-compatible servers want the bucket in the path.
+    addressing_style = os.environ.get("S3_ADDRESSING_STYLE") or (
+        "path" if endpoint_url else "auto"
+    )
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint_url,
+            "region_name": os.environ.get("S3_REGION") or None,
+            # Private objects: no ACL of ours, the bucket's policy decides.
+            "default_acl": None,
+            # A download larger than this waits in a temporary file.
+            "max_memory_size": FILE_UPLOAD_MAX_MEMORY_SIZE,
+            "client_config": Config(
+                s3={"addressing_style": addressing_style},
+                # A stuck storage must not hold a request or a worker long.
+                connect_timeout=5,
+                read_timeout=30,
+                retries={"mode": "standard", "max_attempts": 3},
+            ),
+        },
+    }
+
+
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": (
+        s3_storage(S3_BUCKET)
+        if S3_BUCKET
+        else {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    ),
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage",
     },
 }
-# Uploads larger than this go to a temporary file instead of memory.
-FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # Internationalisation ------------------------------------------------------
 

@@ -53,7 +53,7 @@ COPY_MARK = ".offload-template-copy"
 
 # The one table of option -> paths that exist only when the option is on.
 OPTIONAL_PATHS = {
-    "use_docker": ["Dockerfile", ".dockerignore", "compose.yaml"],
+    "use_docker": ["Dockerfile", ".dockerignore", "compose.yaml", "deploy/kubernetes"],
     "use_supervisord": ["deploy/supervisord"],
     "use_systemd": ["deploy/systemd"],
 }

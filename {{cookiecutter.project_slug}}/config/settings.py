@@ -6,6 +6,7 @@ defaults are the safe ones: DEBUG off, HTTPS on, SQLite when no DATABASE_URL.
 """
 
 import os
+import socket
 from pathlib import Path
 
 import dj_database_url
@@ -139,7 +140,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # while idle; while a query is unanswered, tcp_user_timeout, instead of
     # the kernel's 15 min of retransmissions), and the server ends a
     # transaction left idle for 1 min, releasing the rows it locked (the
-    # longest one the samples hold: an SMTP exchange).
+    # longest one the samples hold: an SMTP exchange). The server probes the
+    # connection the same way (its own defaults: 2 h), so the connection of
+    # a host that was cut off or died is closed within about a minute too.
     DATABASES["default"]["OPTIONS"] = {
         "connect_timeout": 5,
         "keepalives": 1,
@@ -147,7 +150,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "keepalives_interval": 10,
         "keepalives_count": 3,
         "tcp_user_timeout": 60_000,  # ms
-        "options": "-c idle_in_transaction_session_timeout=60s",
+        "options": (
+            "-c idle_in_transaction_session_timeout=60s"
+            " -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10"
+            " -c tcp_keepalives_count=3 -c tcp_user_timeout=60000"
+        ),
     }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web and worker write to one file: WAL lets readers run beside the
@@ -305,6 +312,8 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # the variable gunicorn reads for X-Forwarded-Proto, config/gunicorn.py).
 FORWARDED_ALLOW_IPS = env_list("FORWARDED_ALLOW_IPS", "127.0.0.1")
 SECURE_SSL_REDIRECT = USE_HTTPS
+# Probes reach the pod over plain HTTP, not through the proxy (core/health.py).
+SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]
 SESSION_COOKIE_SECURE = USE_HTTPS
 CSRF_COOKIE_SECURE = USE_HTTPS
 # Browsers use only HTTPS for this host for a year. Subdomains and the
@@ -327,13 +336,15 @@ SECURE_CSP = {
 
 # Logging -------------------------------------------------------------------
 
-# Everything to stdout: compose, supervisord and journald collect it.
+# Everything to stdout: compose, supervisord and journald collect it. Each
+# line names the host and the process: with workers on several machines, the
+# lines gathered in one place still say where each task ran.
+HOSTNAME = socket.gethostname()
+LOG_FORMAT = "{asctime} " + HOSTNAME + " {process} {levelname} {name}: {message}"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"},
-    },
+    "formatters": {"plain": {"format": LOG_FORMAT, "style": "{"}},
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",

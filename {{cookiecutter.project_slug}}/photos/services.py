@@ -80,11 +80,9 @@ def delete_orphaned_files(*, before):
         referenced.update(names)
     deleted = 0
     for folder in ("photos/originals", "photos/thumbnails"):
-        try:
-            names = storage.listdir(folder)[1]
-        except FileNotFoundError:  # nothing uploaded yet (a bucket has no folders)
+        if not storage.exists(folder):
             continue
-        for name in names:
+        for name in storage.listdir(folder)[1]:
             path = f"{folder}/{name}"
             if path not in referenced and storage.get_modified_time(path) < before:
                 storage.delete(path)

@@ -96,6 +96,41 @@ def start_ready(workers, log, args=(), **env):
     return worker
 
 
+def kill_while_paused(victim, other):
+    """SIGKILL ``victim`` and its processes while ``other`` is paused, and
+    resume ``other`` once the database holds no lock of the dead worker;
+    return when the kill happened.
+
+    A broker gives a dead worker's task out again as its connection closes.
+    PostgreSQL notices its own closed connection a moment later, and until
+    then the dead run's row locks stand: the notification sample skips a
+    locked recipient and tries again in 15 to 30 s, later than the bound
+    the tests check. They measure the broker's redelivery, not that race.
+    """
+    os.killpg(other.pid, signal.SIGSTOP)
+    try:
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait()
+        killed = time.monotonic()
+        wait_for(lambda: not locks_held_by_others(), 30, victim.log)
+    finally:
+        os.killpg(other.pid, signal.SIGCONT)
+    return killed
+
+
+def locks_held_by_others():
+    """How many table locks other sessions hold in the test database."""
+    if connection.vendor != "postgresql":
+        return 0  # SQLite: nothing outlives its process
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+            " WHERE d.datname = current_database() AND l.locktype = 'relation'"
+            " AND l.pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
 def wait_for(condition, seconds, log):
     """Wait until ``condition()``; past ``seconds``, fail with the log."""
     deadline = time.monotonic() + seconds

@@ -19,7 +19,13 @@ from core.models import Status
 from notifications import services, tasks
 from notifications.models import Notification
 from tests.relay import Relay
-from tests.test_worker import start_ready, start_worker, wait_for, wait_for_log
+from tests.test_worker import (
+    kill_while_paused,
+    start_ready,
+    start_worker,
+    wait_for,
+    wait_for_log,
+)
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -60,9 +66,7 @@ def test_the_task_of_a_killed_worker_runs_again_within_the_bound(
     wait_for(lambda: smtp_server.receiving, 30, first.log)
     second = start_ready(workers, tmp_path / "second.log", **env)
     smtp_server.delay = 0
-    os.killpg(first.pid, signal.SIGKILL)  # the worker and its processes
-    first.wait()
-    killed = time.monotonic()
+    killed = kill_while_paused(first, second)
 
     while Notification.objects.get().status != Status.DONE:
         assert time.monotonic() - killed < BOUND, second.log.read_text()

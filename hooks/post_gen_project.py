@@ -53,7 +53,7 @@ COPY_MARK = ".offload-template-copy"
 
 # The one table of option -> paths that exist only when the option is on.
 OPTIONAL_PATHS = {
-    "use_docker": ["Dockerfile", ".dockerignore", "compose.yaml"],
+    "use_docker": ["Dockerfile", ".dockerignore", "compose.yaml", "deploy/kubernetes"],
     "use_supervisord": ["deploy/supervisord"],
     "use_systemd": ["deploy/systemd"],
 }
@@ -108,8 +108,8 @@ def remove_unfilled(context, root):
 
 
 def write_env(root):
-    """Copy .env.example to a git-ignored .env, with a fresh secret key (and
-    a password for compose's broker, where it asks for one).
+    """Copy .env.example to a git-ignored .env, with a fresh secret key and
+    passwords for compose's S3 server and broker (where it asks for one).
 
     The same command makes .env on a fresh clone (README.md): .env.example is
     a working development configuration whose empty key falls back to a
@@ -121,8 +121,9 @@ def write_env(root):
     example = (root / ".env.example").read_text()
     key = f"SECRET_KEY={secrets.token_urlsafe(50)}"
     example = re.sub(r"^SECRET_KEY=$", key, example, count=1, flags=re.M)
-    password = f"BROKER_PASSWORD={secrets.token_urlsafe(24)}"
-    example = re.sub(r"^BROKER_PASSWORD=$", password, example, count=1, flags=re.M)
+    for name in ("BROKER_PASSWORD", "STORAGE_PASSWORD"):
+        password = f"{name}={secrets.token_urlsafe(24)}"
+        example = re.sub(rf"^{name}=$", password, example, count=1, flags=re.M)
     env.write_text(example)
     env.chmod(0o600)
 

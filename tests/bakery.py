@@ -16,6 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the template venv: uv, linters, supervisord
 UV = str(BIN / "uv")
 PG_URL = os.environ.get("OFFLOAD_PG_URL", "postgres://postgres@127.0.0.1:5432")
+# The S3-compatible server .ci/run starts (SeaweedFS), and its keys.
+S3_URL = os.environ.get("OFFLOAD_S3_URL", "http://127.0.0.1:8333")
+S3_KEYS = {
+    "AWS_ACCESS_KEY_ID": "offload",
+    "AWS_SECRET_ACCESS_KEY": "offload-test-secret",
+}
 
 TEMPLATE = json.loads((ROOT / "cookiecutter.json").read_text())
 DEFAULT = TEMPLATE["task_backend"][0]
@@ -106,6 +112,59 @@ def broker_url(broker):
     """Where the tests reach a broker: its row's development address, or
     OFFLOAD_<its variable> (CI's RabbitMQ has a user of its own)."""
     return os.environ.get(f"OFFLOAD_{broker['url_variable']}") or broker["default_url"]
+
+
+def s3_client():
+    import boto3  # only the tests of buckets need it
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=S3_URL,
+        region_name="us-east-1",
+        aws_access_key_id=S3_KEYS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_KEYS["AWS_SECRET_ACCESS_KEY"],
+        config=Config(s3={"addressing_style": "path"}, connect_timeout=5),
+    )
+
+
+def fresh_bucket(name):
+    """An empty bucket of the test server, named after ``name`` (one per
+    xdist worker, as databases are)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    bucket = re.sub(r"[^a-z0-9-]", "-", f"offload-{name}-{worker or 'main'}".lower())
+    client = s3_client()
+    try:
+        client.create_bucket(Bucket=bucket)
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                client.delete_object(Bucket=bucket, Key=item["Key"])
+    return bucket
+
+
+def bucket_objects(bucket, prefix=""):
+    """Each object of ``bucket`` under ``prefix``: its key and its bytes."""
+    client = s3_client()
+    pages = client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix
+    )
+    return {
+        item["Key"]: client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+        for page in pages
+        for item in page.get("Contents", [])
+    }
+
+
+def s3_env(bucket):
+    """What a project needs to keep its uploads in ``bucket`` of the test server."""
+    return {"S3_BUCKET": bucket, "S3_ENDPOINT_URL": S3_URL, **S3_KEYS}
+
+
+def s3_test_env(name):
+    """What the project's own bucket tests need (tests/photos/test_bucket.py):
+    a bucket of theirs, which they empty, on the test server."""
+    return {"S3_TEST_BUCKET": fresh_bucket(name), "S3_ENDPOINT_URL": S3_URL, **S3_KEYS}
 
 
 def production_env(name, case=DEFAULT):

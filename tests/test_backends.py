@@ -46,6 +46,9 @@ ROW_KEYS = {
     "waiting": str,
     # The README's porting table: how each thing a task needs is written.
     "porting": dict,
+    # The KEDA trigger on the depth of its queue (deploy/kubernetes), or
+    # None: no worker autoscaling (tests/test_kubernetes.py).
+    "keda": (dict, type(None)),
 }
 PORTING_KEYS = {"task", "enqueue", "retries", "delay", "schedule", "failed"}
 SCHEDULER_KEYS = {

@@ -18,6 +18,7 @@ from .bakery import (
     production_env,
     python,
     run,
+    s3_test_env,
 )
 
 JINJA = re.compile(r"{{|{%|{#")
@@ -129,13 +130,14 @@ def test_production_settings_refuse_to_start_without_secret_key(synced, case):
 
 
 def test_project_test_suite_passes_on_postgresql(synced, case):
-    """The whole suite for each backend's case; for the variants (another
-    slug, no deploy files), all but the real-worker tests, which are the
-    default backend's and run in its case."""
+    """The whole suite for each backend's case, its bucket tests on the S3
+    server; for the variants (another slug, no deploy files), all but the
+    real-worker tests, which are the default backend's and run in its case."""
     project = synced(case)
     env = {
         **production_env(case, case),
         "SECRET_KEY": "test-" + "k" * 60,
+        **s3_test_env(f"suite-{case}"),
     }
     variant = ["-m", "not worker"] if case not in BACKENDS else []
     result = run(
@@ -154,6 +156,7 @@ def test_project_test_suite_passes_on_postgresql(synced, case):
     )
     assert re.search(r"\d+ passed", result.stdout)
     assert " failed" not in result.stdout
+    assert "S3_TEST_BUCKET is not set" not in result.stdout  # they ran
 
 
 def test_settings_refuse_a_rescue_bound_within_the_time_limit(synced, case):

@@ -3,7 +3,7 @@
 Every way people bake runs from a working directory other than the
 template's (but ``cookiecutter .``, whose point is to stand in the
 checkout), with the same answers; the projects must be the same files, byte
-for byte, apart from the secret key in ``.env`` and the recorded source in
+for byte, apart from the secrets in ``.env`` and the recorded source in
 ``.cruft.json``. A bad answer is one sentence however the template is named.
 """
 
@@ -137,14 +137,21 @@ def test_every_way_bakes_the_same_files_as_cookiecutter_dot(ways, way):
 
 
 @pytest.mark.parametrize("way", ["dot", *WAYS])
-def test_env_differs_only_by_its_fresh_secret_key(ways, way):
+def test_env_differs_only_by_its_fresh_secrets(ways, way):
+    """The secret key, and the passwords of compose's servers."""
     _, projects, _ = ways
-    key = re.compile(r"^SECRET_KEY=(\S{50,})$", re.M)
+    secret = re.compile(
+        r"^(SECRET_KEY|STORAGE_PASSWORD|BROKER_PASSWORD)=(\S{32,})$", re.M
+    )
     env = (projects[way] / ".env").read_text()
     reference = (projects["dot"] / ".env").read_text()
-    assert key.sub("SECRET_KEY=", env) == key.sub("SECRET_KEY=", reference)
+    assert secret.sub(r"\1=", env) == secret.sub(r"\1=", reference)
+    assert "SECRET_KEY" in dict(m.groups() for m in secret.finditer(env))
     if way != "dot":
-        assert key.search(env)[1] != key.search(reference)[1]
+        ours = dict(m.groups() for m in secret.finditer(env))
+        theirs = dict(m.groups() for m in secret.finditer(reference))
+        assert ours.keys() == theirs.keys()
+        assert all(ours[name] != theirs[name] for name in ours)
 
 
 @pytest.mark.parametrize("way", ["dot", *WAYS])

@@ -161,7 +161,7 @@ def test_every_service_is_up(stack):
             continue
         assert [c["State"] for c in services[name]] == ["running"], services[name]
     broker = stack["row"]["broker"]
-    for name in ["db", "mailpit", *([broker] if broker else [])]:
+    for name in ["db", "mailpit", "s3", *([broker] if broker else [])]:
         assert [c["Health"] for c in services[name]] == ["healthy"], services[name]
     (migrate,) = services["migrate"]
     assert (migrate["State"], migrate["ExitCode"]) == ("exited", 0), migrate
@@ -201,6 +201,26 @@ def test_the_http_contract_through_the_published_port(stack):
         alice, mallory, lambda subject: mailpit_recipients(stack["mail"], subject)
     )
     stack["photo"] = (photo, thumbnail.content, alice.cookies)
+
+
+def test_uploads_are_in_the_bucket_and_web_and_worker_share_no_disk(stack):
+    """The photo of the contract above is in the s3 service's bucket; web and
+    worker mount no volume for it (as on two machines)."""
+    state = ["/app/var"] if stack["row"]["state_volume"] else []
+    for name in ("web", "worker"):
+        (container,) = containers(stack)[name]
+        mounts = run(
+            stack["project"], "docker", "inspect", "--format",
+            "{{json .Mounts}}", container["ID"],
+        ).stdout  # fmt: skip
+        assert [m["Destination"] for m in json.loads(mounts)] == state, mounts
+    stored = shell(
+        stack,
+        "from django.core.files.storage import storages; s = storages['default']; "
+        "print(type(s).__name__, *s.listdir('photos/thumbnails')[1])",
+    ).stdout.split()
+    assert stored[0] == "S3Storage", stored
+    assert len(stored) > 1, stored  # the contract's thumbnail, at least
 
 
 def test_stop_lets_the_running_task_finish(stack):

@@ -348,8 +348,10 @@ def test_image_runs_the_web_app_with_production_settings(image, case, tmp_path):
 
 
 def app_services(row):
-    """What web and worker wait for: the database, migrations, mail, broker."""
-    return {"db", "migrate", "mailpit"} | ({row["broker"]} if row["broker"] else set())
+    """What web and worker wait for: the database, migrations, mail, the
+    uploads' S3 server, the broker."""
+    broker = {row["broker"]} if row["broker"] else set()
+    return {"db", "migrate", "mailpit", "s3"} | broker
 
 
 def processes(row):
@@ -424,11 +426,24 @@ def test_compose_publishes_no_database_and_only_loopback_ports(compose):
             assert port.startswith("127.0.0.1:"), port
 
 
-def test_web_and_worker_share_the_media_volume(compose):
+def test_web_and_worker_keep_uploads_in_the_s3_services_bucket(compose):
+    """No media volume: web and worker share no disk, as on two machines;
+    the s3 service keeps the bucket in a volume of its own, unpublished."""
     services = compose["services"]
-    assert "media:/app/media" in services["web"]["volumes"]
-    assert "media:/app/media" in services["worker"]["volumes"]
-    assert services["worker"]["environment"]["MEDIA_ROOT"] == "/app/media"
+    bucket = compose["name"].replace("_", "-")
+    for name in ("web", "worker", "migrate"):
+        environment = services[name]["environment"]
+        assert (environment["S3_BUCKET"], environment["S3_ENDPOINT_URL"]) == (
+            bucket,
+            "http://s3:8333",
+        ), name
+        assert environment["AWS_SECRET_ACCESS_KEY"].startswith("${STORAGE_PASSWORD:?")
+        assert not [v for v in services[name].get("volumes", []) if "media" in v]
+    s3 = services["s3"]
+    assert f"-bucket={bucket}" in s3["command"]
+    assert s3["volumes"] == ["objects:/data"]
+    assert "ports" not in s3
+    assert s3["healthcheck"]["test"][-1] == "http://127.0.0.1:8333/healthz"
 
 
 def test_web_and_worker_share_the_state_volume_when_the_backend_has_one(

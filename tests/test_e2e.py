@@ -26,10 +26,13 @@ from PIL import Image
 from .bakery import (
     BACKENDS,
     backend_of,
+    bucket_objects,
+    fresh_bucket,
     fresh_database,
     production_env,
     python,
     run,
+    s3_env,
 )
 from .web import (
     PASSWORD,
@@ -153,7 +156,8 @@ def stack(synced, case, tmp_path_factory):
         "ALLOWED_HOSTS": "127.0.0.1",
         "EMAIL_HOST": "127.0.0.1",
         "EMAIL_PORT": str(smtp.port),
-        "MEDIA_ROOT": str(tmp_path_factory.mktemp("e2e-media")),
+        # Uploads in a bucket: web and worker share no disk.
+        **s3_env(fresh_bucket(f"e2e-{case}")),
         "PHOTO_DECODE_SECONDS": str(DECODE_SECONDS),
         # Short limits, so that what they bound is seen within the test.
         "TASK_TIME_LIMIT": str(TIME_LIMIT),
@@ -245,12 +249,15 @@ def test_every_recipient_gets_the_notification(stack, alice):
 
 
 def test_the_http_contract(stack, alice):
-    """The contract compose and the server guide are held to (tests/web.py)."""
+    """The contract compose and the server guide are held to (tests/web.py),
+    with the uploads in a bucket of an S3-compatible server."""
     mallory = login(stack, "mallory")
     try:
-        http_contract(alice, mallory, stack["inbox"].recipients)
+        _, thumbnail, _ = http_contract(alice, mallory, stack["inbox"].recipients)
     finally:
         mallory.close()
+    bucket = stack["env"]["S3_BUCKET"]
+    assert thumbnail.content in bucket_objects(bucket, "photos/thumbnails/").values()
 
 
 def test_non_image_is_refused_with_a_message(alice):

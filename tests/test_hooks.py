@@ -191,15 +191,18 @@ def test_env_gets_a_fresh_long_secret_key_each_time(tmp_path):
     assert all(len(key) > len("SECRET_KEY=") + 50 for key in keys)
 
 
-def test_env_gets_a_random_broker_password_where_compose_asks_for_one(tmp_path):
+def test_env_gets_random_passwords_for_composes_servers(tmp_path):
     example = "SECRET_KEY=\nRABBITMQ_URL=amqp://guest:guest@localhost:5672/%2F\n"
-    (tmp_path / ".env.example").write_text(example + "BROKER_PASSWORD=\n")
+    (tmp_path / ".env.example").write_text(
+        example + "BROKER_PASSWORD=\nSTORAGE_PASSWORD=\n"
+    )
     post_gen.write_env(tmp_path)
     env = dict(
         line.split("=", 1) for line in (tmp_path / ".env").read_text().splitlines()
     )
-    assert len(env["BROKER_PASSWORD"]) >= 32
-    assert env["BROKER_PASSWORD"] not in env["SECRET_KEY"]
+    passwords = [env["BROKER_PASSWORD"], env["STORAGE_PASSWORD"]]
+    assert all(len(password) >= 32 for password in passwords)
+    assert len({*passwords, env["SECRET_KEY"]}) == 3
     # The development URL (a local server's guest) is kept as it is.
     assert env["RABBITMQ_URL"] == "amqp://guest:guest@localhost:5672/%2F"
 

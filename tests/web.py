@@ -96,21 +96,23 @@ def sending(client, subject, count=4, recipients=200):
 def http_contract(alice, mallory, delivered):
     """What the project does for its users over HTTP, however it is run
     (processes started by the tests, compose, the server guide): a photo
-    gets its thumbnail, a notification reaches every recipient, and another
-    user sees none of it.
+    gets its thumbnail and its owner gets both back, a notification reaches
+    every recipient, and another user sees none of it.
 
     ``alice`` and ``mallory`` are logged-in clients; ``delivered(subject)``
     gives the sorted recipients the mail server got with that subject.
     Returns the photo's status URL, its thumbnail response and the
     notification's status URL.
     """
-    response = post(
-        alice, "/photos/", files={"image": ("sky.png", noise_png((640, 480)))}
-    )
+    sky = noise_png((640, 480))
+    response = post(alice, "/photos/", files={"image": ("sky.png", sky)})
     assert response.status_code == 202, response.text
     photo = response.json()["status_url"]
     body = settled(alice, photo, timeout=60)
     assert (body["status"], body["error"]) == ("done", None), body
+    original = alice.get(body["image_url"])
+    assert original.status_code == 200
+    assert (original.headers["content-type"], original.content) == ("image/png", sky)
     thumbnail = alice.get(body["thumbnail_url"])
     assert thumbnail.status_code == 200
     assert thumbnail.headers["content-type"] == "image/webp"
@@ -131,7 +133,7 @@ def http_contract(alice, mallory, delivered):
     }
     assert delivered(subject) == recipients
 
-    for url in (photo, thumbnail.url.path, note):
+    for url in (photo, original.url.path, thumbnail.url.path, note):
         assert mallory.get(url).status_code == 404, url
     return photo, thumbnail, note
 

@@ -6,6 +6,7 @@ defaults are the safe ones: DEBUG off, HTTPS on, SQLite when no DATABASE_URL.
 """
 
 import os
+import socket
 from pathlib import Path
 
 import dj_database_url
@@ -139,7 +140,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # while idle; while a query is unanswered, tcp_user_timeout, instead of
     # the kernel's 15 min of retransmissions), and the server ends a
     # transaction left idle for 1 min, releasing the rows it locked (the
-    # longest one the samples hold: an SMTP exchange).
+    # longest one the samples hold: an SMTP exchange). The server probes the
+    # connection the same way (its own defaults: 2 h), so the connection of
+    # a host that was cut off or died is closed within about a minute too.
     DATABASES["default"]["OPTIONS"] = {
         "connect_timeout": 5,
         "keepalives": 1,
@@ -147,7 +150,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "keepalives_interval": 10,
         "keepalives_count": 3,
         "tcp_user_timeout": 60_000,  # ms
-        "options": "-c idle_in_transaction_session_timeout=60s",
+        "options": (
+            "-c idle_in_transaction_session_timeout=60s"
+            " -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10"
+            " -c tcp_keepalives_count=3 -c tcp_user_timeout=60000"
+        ),
     }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web and worker write to one file: WAL lets readers run beside the
@@ -235,17 +242,59 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-# Uploads are private: photos are served through a view that checks the owner.
+# Uploads are private: photos are served through views that check the owner.
+# Uploads larger than this go to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# On one machine uploads live on its disk, in MEDIA_ROOT. With S3_BUCKET set
+# they live in that S3-compatible bucket, which web and worker reach from
+# any host (README.md, "More than one machine"). The keys come from
+# AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or from the host's role.
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT") or BASE_DIR / "media")
 MEDIA_URL = "media/"
+S3_BUCKET = os.environ.get("S3_BUCKET", "")
+
+
+def s3_storage(bucket):
+    """Uploads in ``bucket``, on the server S3_ENDPOINT_URL names (empty:
+    AWS itself)."""
+    from botocore.config import Config  # only where a bucket is used
+
+    endpoint_url = os.environ.get("S3_ENDPOINT_URL") or None
+    # Most S3-compatible servers want the bucket in the path.
+    addressing_style = os.environ.get("S3_ADDRESSING_STYLE") or (
+        "path" if endpoint_url else "auto"
+    )
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint_url,
+            "region_name": os.environ.get("S3_REGION") or None,
+            # Private objects: no ACL of ours, the bucket's policy decides.
+            "default_acl": None,
+            # A download larger than this waits in a temporary file.
+            "max_memory_size": FILE_UPLOAD_MAX_MEMORY_SIZE,
+            "client_config": Config(
+                s3={"addressing_style": addressing_style},
+                # A stuck storage must not hold a request or a worker long.
+                connect_timeout=5,
+                read_timeout=30,
+                retries={"mode": "standard", "max_attempts": 3},
+            ),
+        },
+    }
+
+
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": (
+        s3_storage(S3_BUCKET)
+        if S3_BUCKET
+        else {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    ),
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage",
     },
 }
-# Uploads larger than this go to a temporary file instead of memory.
-FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # Internationalisation ------------------------------------------------------
 
@@ -263,6 +312,8 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # the variable gunicorn reads for X-Forwarded-Proto, config/gunicorn.py).
 FORWARDED_ALLOW_IPS = env_list("FORWARDED_ALLOW_IPS", "127.0.0.1")
 SECURE_SSL_REDIRECT = USE_HTTPS
+# Probes reach the pod over plain HTTP, not through the proxy (core/health.py).
+SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]
 SESSION_COOKIE_SECURE = USE_HTTPS
 CSRF_COOKIE_SECURE = USE_HTTPS
 # Browsers use only HTTPS for this host for a year. Subdomains and the
@@ -285,13 +336,15 @@ SECURE_CSP = {
 
 # Logging -------------------------------------------------------------------
 
-# Everything to stdout: compose, supervisord and journald collect it.
+# Everything to stdout: compose, supervisord and journald collect it. Each
+# line names the host and the process: with workers on several machines, the
+# lines gathered in one place still say where each task ran.
+HOSTNAME = socket.gethostname()
+LOG_FORMAT = "{asctime} " + HOSTNAME + " {process} {levelname} {name}: {message}"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"},
-    },
+    "formatters": {"plain": {"format": LOG_FORMAT, "style": "{"}},
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",

@@ -4,10 +4,12 @@ from django.contrib import admin
 from django.urls import include, path
 
 from core import accounts
+from core.health import healthz
 from core.views import home
 
 urlpatterns = [
     path("", home, name="home"),
+    path("healthz/", healthz, name="healthz"),  # probes (core/health.py)
     # Throttled, and the reset mail sent by the worker (core/accounts.py).
     path("accounts/login/", accounts.LoginView.as_view(), name="login"),
     path(

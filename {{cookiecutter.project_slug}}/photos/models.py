@@ -39,4 +39,8 @@ class Photo(Job):
         thumbnail_url = (
             reverse("photos:thumbnail", args=[self.pk]) if self.thumbnail else None
         )
-        return {**super().status_payload(), "thumbnail_url": thumbnail_url}
+        return {
+            **super().status_payload(),
+            "image_url": reverse("photos:image", args=[self.pk]),
+            "thumbnail_url": thumbnail_url,
+        }

@@ -80,9 +80,11 @@ def delete_orphaned_files(*, before):
         referenced.update(names)
     deleted = 0
     for folder in ("photos/originals", "photos/thumbnails"):
-        if not storage.exists(folder):
+        try:
+            names = storage.listdir(folder)[1]
+        except FileNotFoundError:  # nothing uploaded yet (a bucket has no folders)
             continue
-        for name in storage.listdir(folder)[1]:
+        for name in names:
             path = f"{folder}/{name}"
             if path not in referenced and storage.get_modified_time(path) < before:
                 storage.delete(path)

@@ -14,5 +14,10 @@ urlpatterns = [
         name="detail",
     ),
     path("<int:pk>/status/", JobStatusView.as_view(model=Photo), name="status"),
-    path("<int:pk>/thumbnail/", views.ThumbnailView.as_view(), name="thumbnail"),
+    path("<int:pk>/image/", views.PhotoFileView.as_view(), name="image"),
+    path(
+        "<int:pk>/thumbnail/",
+        views.PhotoFileView.as_view(field="thumbnail"),
+        name="thumbnail",
+    ),
 ]

@@ -1,5 +1,7 @@
 """Accept an upload, store it and answer at once; the worker makes the thumbnail."""
 
+import mimetypes
+
 from django.db import transaction
 from django.http import FileResponse, Http404
 from django.shortcuts import render
@@ -31,12 +33,20 @@ def create(request):
     return accepted(request, photo)
 
 
-class ThumbnailView(OwnedJobMixin, BaseDetailView):
-    """Serve the thumbnail to its owner only; media files are not public."""
+class PhotoFileView(OwnedJobMixin, BaseDetailView):
+    """Stream one of a photo's files to its owner only (another user gets
+    404): uploads are not public, on the disk or in the bucket."""
 
     model = Photo
+    field = "image"
 
     def render_to_response(self, context):
-        if not self.object.thumbnail:
-            raise Http404("No thumbnail yet.")
-        return FileResponse(self.object.thumbnail.open("rb"), content_type="image/webp")
+        file = getattr(self.object, self.field)
+        if not file:
+            raise Http404("No such file yet.")
+        # The name's extension is the one PhotoForm gave for the format it
+        # found (photos/models.py); the thumbnail is always WEBP.
+        content_type = mimetypes.guess_type(file.name)[0]
+        return FileResponse(
+            file.open("rb"), content_type=content_type or "application/octet-stream"
+        )

@@ -26,7 +26,13 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 
 @pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):
+    """Uploads on the local disk, in the test's own folder, even where .env
+    names a bucket (tests/photos/test_bucket.py tests a bucket of its own)."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    }
     return settings.MEDIA_ROOT
 
 

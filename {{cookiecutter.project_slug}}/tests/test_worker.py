@@ -55,6 +55,8 @@ def start_worker(log, args=(), **env):
         "DEBUG": "false",
         # The same key as this process: queued messages may be signed with it.
         "SECRET_KEY": settings.SECRET_KEY,
+        # Uploads on the disk, as in the tests (MEDIA_ROOT), whatever .env says.
+        "S3_BUCKET": "",
         **env,
     }
     with log.open("w") as output:

@@ -158,3 +158,22 @@ def test_a_query_into_a_cut_network_is_given_up_after_a_minute():
     connection.ensure_connection()
     parameters = connection.connection.info.get_parameters()
     assert parameters["tcp_user_timeout"] == "60000"  # ms
+
+
+@pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    reason="PostgreSQL's own session settings",
+)
+def test_the_server_closes_the_connection_of_a_host_gone_within_a_minute():
+    """Over TCP, the server probes an idle connection after 30 s (then 3
+    times, 10 s apart) and gives up an unanswered send after 1 min."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('tcp_keepalives_idle'),"
+            " current_setting('tcp_keepalives_interval'),"
+            " current_setting('tcp_keepalives_count'),"
+            " current_setting('tcp_user_timeout')"
+        )
+        assert cursor.fetchone() == ("30", "10", "3", "60000")  # s, s, -, ms

@@ -58,12 +58,23 @@ def test_missing_file_answers_400(owner_client):
     assert response.json() == {"error": "This field is required."}
 
 
+def test_the_owner_gets_the_photo_as_uploaded(owner_client):
+    data = images.png()
+    photo_id = upload(owner_client, data).json()["id"]
+    url = owner_client.get(f"/photos/{photo_id}/status/").json()["image_url"]
+    response = owner_client.get(url)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert b"".join(response.streaming_content) == data
+
+
 def test_status_and_thumbnail_once_done(owner_client):
     photo_id = upload(owner_client).json()["id"]
     assert owner_client.get(f"/photos/{photo_id}/status/").json() == {
         "id": photo_id,
         "status": "pending",
         "error": None,
+        "image_url": f"/photos/{photo_id}/image/",
         "thumbnail_url": None,
     }
     assert owner_client.get(f"/photos/{photo_id}/thumbnail/").status_code == 404
@@ -77,7 +88,7 @@ def test_status_and_thumbnail_once_done(owner_client):
     assert response["Content-Type"] == "image/webp"
 
 
-@pytest.mark.parametrize("suffix", ["", "status/", "thumbnail/"])
+@pytest.mark.parametrize("suffix", ["", "status/", "image/", "thumbnail/"])
 def test_another_users_photo_is_not_found(owner_client, other_client, suffix):
     photo_id = upload(owner_client).json()["id"]
     services.make_thumbnail(photo_id)

@@ -31,6 +31,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -44,6 +45,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
+from django.utils.crypto import get_random_string
 from django_periodic_tasks.scheduler import PeriodicTaskScheduler
 from django_tasks_db.compat import TaskContext
 from django_tasks_db.management.commands import db_worker
@@ -367,7 +369,11 @@ class Command(db_worker.Command):
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
-        parser.set_defaults(interval=None)  # SAFETY_NET_INTERVAL or POLL_INTERVAL
+        parser.set_defaults(
+            interval=None,  # SAFETY_NET_INTERVAL or POLL_INTERVAL
+            # Unique, and it says where the worker runs: the host, the process.
+            worker_id=f"{socket.gethostname()[:40]}.{os.getpid()}.{get_random_string(8)}",
+        )
 
     def handle(self, *, verbosity, reload, queue_name, exclude_queues, **options):
         self.configure_logging(verbosity)

@@ -27,7 +27,9 @@ with the benchmark's figures):
 import logging
 import os
 import signal
+import socket
 import sys
+import uuid
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -86,7 +88,11 @@ class Command(BaseCommand):
     def handle(self, *args, max_jobs, verbosity, **options):
         forks.children_die_with_this_process()
         worker = get_worker(
-            settings.RQ_QUEUE, worker_class=Worker, serializer=JSONSerializer
+            settings.RQ_QUEUE,
+            worker_class=Worker,
+            serializer=JSONSerializer,
+            # Unique, and it says where the worker runs (RQ's default: a UUID).
+            name=f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}",
         )
         try:
             worker.work(

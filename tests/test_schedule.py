@@ -32,7 +32,7 @@ from .bakery import (
 )
 from .web import wait_until
 
-RAN = re.compile(r"^(\S+ \S+) INFO core\.cleanup: Clean-up deleted", re.M)
+RAN = re.compile(r"^(\S+ \S+) \S+ \d+ INFO core\.cleanup: Clean-up deleted", re.M)
 
 # Photos and files for the clean-up to sort: (status, days old); orphans.
 SEED = """

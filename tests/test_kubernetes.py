@@ -371,6 +371,20 @@ def test_web_probes_ask_the_health_url_with_an_allowed_host(objects):
         assert hosts[0] in allowed
 
 
+def test_worker_probes_run_the_heartbeat_check_that_the_project_ships(objects, project):
+    """The worker's liveness is bin/worker-alive (core/heartbeat.py), which
+    the baked project has; its startup probe gives the boot time to beat."""
+    (worker,) = one(objects, "Deployment", "worker")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    for probe in ("startupProbe", "livenessProbe"):
+        assert worker[probe]["exec"]["command"] == ["bin/worker-alive"]
+        assert worker[probe]["timeoutSeconds"] >= 5
+    boot = worker["startupProbe"]
+    assert boot["periodSeconds"] * boot["failureThreshold"] >= 60
+    assert (project / "bin" / "worker-alive").stat().st_mode & 0o111
+
+
 def test_settings_are_production_ones_and_secrets_are_only_referenced(objects, case):
     settings = settings_of(objects)
     assert settings["DEBUG"] == "false"

@@ -8,6 +8,9 @@ every process that queues a task, web included, queues it with this app.
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init
+
+from core.heartbeat import heartbeat
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -16,3 +19,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("config", task_cls="core.jobs:Task")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_process_init.connect
+def give_signs_of_life(**kwargs):
+    """Each pool process beats for the liveness probe (core/heartbeat.py)."""
+    heartbeat.start()

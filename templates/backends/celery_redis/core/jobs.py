@@ -18,6 +18,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.utils import timezone
 
+from core.heartbeat import heartbeat
 from core.models import Status, Throttle
 
 
@@ -43,8 +44,11 @@ class Task(DjangoTask):
     job_model = None
 
     def __call__(self, *args, **kwargs):
-        count_redelivery(self.request)
-        return super().__call__(*args, **kwargs)
+        # A task that outlives its time limit means the pool process is
+        # stuck, not busy (core/heartbeat.py).
+        with heartbeat.running(self.request.id):
+            count_redelivery(self.request)
+            return super().__call__(*args, **kwargs)
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         if self.job_model is None or not args:

@@ -86,6 +86,8 @@ DRAMATIQ_BROKER["MIDDLEWARE"] = [
     # Worker processes die with the worker's main process (and, on
     # Redis, look for the tasks of dead workers).
     "core.broker.WorkerProcesses",
+    # Signs of life for the liveness probe (core/heartbeat.py).
+    "core.broker.Heartbeat",
 ]
 # The worker loads the tasks modules of the apps; not django-dramatiq's own,
 # whose task prunes the records of a middleware the project does not use.

@@ -11,6 +11,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Middleware
 
 from core import forks
+from core.heartbeat import heartbeat
 {%- if redis %}
 
 # How long an idle worker waits, at most, between two looks for a task.
@@ -53,3 +54,21 @@ class WorkerProcesses(Middleware):
 {%- if redis %}
         broker.maintenance_chance = MAINTENANCE_CHANCE
 {%- endif %}
+
+
+class Heartbeat(Middleware):
+    """Signs of life of each worker process for a liveness probe, which
+    fails when a task outlives its time limit: the worker is stuck, not
+    busy (core/heartbeat.py)."""
+
+    def after_worker_boot(self, broker, worker):
+        heartbeat.start()
+
+    def before_process_message(self, broker, message):
+        heartbeat.started(message.message_id)
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        heartbeat.finished(message.message_id)
+
+    def after_skip_message(self, broker, message):
+        heartbeat.finished(message.message_id)

@@ -21,6 +21,8 @@ signals, and adds (core/queue.py has the database side):
 - **Schedules.** django-periodic-tasks' scheduler loop runs in a thread of
   every worker: the schedules need no process of their own (core/tasks.py
   says why a tick is still queued once).
+- **Signs of life** for a liveness probe (core/heartbeat.py): a task that
+  outlives its time limit means the worker is stuck, not busy.
 
 The worker keeps its database connections open (CONN_MAX_AGE is for
 requests): an idle worker opens none and runs about one cheap query a
@@ -52,6 +54,7 @@ from django_tasks_db.management.commands import db_worker
 from django_tasks_db.models import DBTaskResult
 
 from core import claims, queue
+from core.heartbeat import heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -192,6 +195,7 @@ class Worker:
             "notify" if self.listener else f"poll every {self.interval} s",
         )
         claimed = None  # the next row, claimed with the last run's outcome
+        heartbeat.start()
         try:
             while self.running:
                 result, claimed = claimed or self.claim(), None
@@ -249,7 +253,9 @@ class Worker:
         self.running_task = True
         self.current = result.pk
         try:
-            claimed = self.run_claimed(result)
+            # One that outlives its time limit: the worker is stuck, not busy.
+            with heartbeat.running(result.pk):
+                claimed = self.run_claimed(result)
         finally:
             self.running_task = False
             self.current = None

@@ -22,6 +22,8 @@ with the benchmark's figures):
   the worker alone is killed (core/forks.py): left running, the scheduler
   held a copy of the worker's Redis connection, so Redis kept the dead
   worker's wait for a job open and handed it the next job, taken by no one.
+- Signs of life for a liveness probe (core/heartbeat.py), which fails when
+  a job outlives its time limit: the worker is stuck, not busy.
 """
 
 import logging
@@ -40,6 +42,7 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from core import forks
+from core.heartbeat import heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,12 @@ class Worker(SimpleWorker):
         if job.timeout is None or job.timeout < 0:
             return super().get_heartbeat_ttl(job)
         return job.timeout + settings.TASK_RECOVERY_MARGIN
+
+    def execute_job(self, job, queue):
+        # A job that outlives its time limit means the worker is stuck
+        # (core/heartbeat.py); a long one inside it, busy.
+        with heartbeat.running(job.id):
+            return super().execute_job(job, queue)
 
     def request_stop(self, signum, frame):
         if not self.stop_requested:
@@ -87,6 +96,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, max_jobs, verbosity, **options):
         forks.children_die_with_this_process()
+        heartbeat.start()  # signs of life for the liveness probe
         worker = get_worker(
             settings.RQ_QUEUE,
             worker_class=Worker,

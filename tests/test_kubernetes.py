@@ -385,6 +385,19 @@ def test_worker_probes_run_the_heartbeat_check_that_the_project_ships(objects, p
     assert (project / "bin" / "worker-alive").stat().st_mode & 0o111
 
 
+def test_each_long_running_pod_waits_for_its_release_migrations(objects, row):
+    """web, worker and the scheduler start once the migrate Job is done:
+    their init container runs bin/wait-for-migrations, as they are."""
+    names = ["web", "worker"] + (["scheduler"] if row["scheduler"] else [])
+    for name in names:
+        pod = one(objects, "Deployment", name)["spec"]["template"]["spec"]
+        (init,) = pod["initContainers"]
+        (main,) = pod["containers"]
+        assert init["command"] == ["bin/wait-for-migrations"]
+        for key in ("image", "envFrom", "securityContext", "volumeMounts"):
+            assert init[key] == main[key], (name, key)
+
+
 def test_settings_are_production_ones_and_secrets_are_only_referenced(objects, case):
     settings = settings_of(objects)
     assert settings["DEBUG"] == "false"

@@ -15,9 +15,9 @@ from tests.test_worker import kill_while_paused, start_ready, wait_for
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 # Redis puts the dead worker's task back once its heartbeat is
-# TASK_RECOVERY_SECONDS old, RabbitMQ as its connection closes; then 10 s
-# for a loaded machine.
-BOUND = getattr(settings, "TASK_RECOVERY_SECONDS", 0) + 10
+# TASK_RECOVERY_SECONDS old, RabbitMQ as its connection closes; then 20 s
+# for a loaded machine (CI runs these beside other suites).
+BOUND = getattr(settings, "TASK_RECOVERY_SECONDS", 0) + 20
 
 
 def test_the_task_of_a_killed_worker_runs_again_within_the_bound(

@@ -17,12 +17,16 @@ imports no Django app, so it costs about as little as Python's start.
 """
 
 import contextlib
+import logging
 import os
+import stat
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 # Where the files are: one folder per container (Kubernetes mounts /tmp per
 # pod) or per systemd unit (PrivateTmp); the project's name keeps it apart
@@ -57,6 +61,11 @@ class Heartbeat:
         # not taken for this one.
         self.started_at = process_start(self.pid)
         DIRECTORY.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not private(DIRECTORY):
+            # Another user made it first (a shared /tmp): writing there could
+            # be led by their symlinks. No beat: the probe says why.
+            logger.error("%s is not this user's own folder: no heartbeat", DIRECTORY)
+            return
         self.write()
         threading.Thread(target=self.beat, name="heartbeat", daemon=True).start()
 
@@ -106,6 +115,17 @@ class Heartbeat:
 heartbeat = Heartbeat()
 
 
+def private(folder):
+    """Whether ``folder`` is a real folder of this user's that no one else
+    may write in."""
+    info = folder.lstat()
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.getuid()
+        and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
+
+
 def process_start(pid):
     """The process's start time, in clock ticks since boot (proc(5))."""
     try:
@@ -119,6 +139,9 @@ def check(now=None):
     """The probe: 0 when every live worker process beat within STALE
     seconds (and one at least has started), else 1, saying why."""
     now = time.time() if now is None else now
+    if DIRECTORY.exists() and not private(DIRECTORY):
+        print(f"{DIRECTORY} is not this user's own folder.", file=sys.stderr)
+        return 1
     live = 0
     for path in DIRECTORY.glob("[0-9]*"):
         with contextlib.suppress(OSError):

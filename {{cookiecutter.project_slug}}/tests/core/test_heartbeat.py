@@ -53,6 +53,18 @@ def test_the_file_of_a_process_that_is_gone_is_removed(directory):
     assert [path.name for path in directory.iterdir()] == [str(os.getpid())]
 
 
+def test_a_folder_others_may_write_in_is_not_used(directory, capsys):
+    """A shared /tmp: a folder another user made could hold their symlinks
+    or their files; no process beats there, and the probe fails."""
+    directory.mkdir()
+    directory.chmod(0o777)
+    Heartbeat().start()
+
+    assert list(directory.iterdir()) == []
+    assert check() == 1
+    assert "not this user's own folder" in capsys.readouterr().err
+
+
 def test_a_task_past_its_time_limit_is_stuck_and_a_long_one_is_not(
     settings, monkeypatch
 ):

@@ -106,10 +106,10 @@ class Heartbeat:
     def beat(self):
         pid = os.getpid()
         while self.pid == pid:
+            time.sleep(BEAT)  # start() wrote the first
             if not self.stuck():
                 with contextlib.suppress(OSError):  # the folder was cleared
                     self.write()
-            time.sleep(BEAT)
 
 
 heartbeat = Heartbeat()
@@ -129,10 +129,10 @@ def private(folder):
 def process_start(pid):
     """The process's start time, in clock ticks since boot (proc(5))."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        line = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return ""
-    return stat.rpartition(")")[2].split()[19]
+    return line.rpartition(")")[2].split()[19]  # field 22, after the name
 
 
 def check(now=None):

@@ -50,7 +50,7 @@ def test_the_file_of_a_process_that_is_gone_is_removed(directory):
     Heartbeat().start()
 
     assert check() == 0
-    assert [path.name for path in directory.iterdir()] == [str(os.getpid())]
+    assert [path.name for path in directory.glob("[0-9]*")] == [str(os.getpid())]
 
 
 def test_a_folder_others_may_write_in_is_not_used(directory, capsys):

@@ -1,16 +1,10 @@
 """The health check the probes use (core/health.py): GET /healthz/."""
 
-import socket
-
 import pytest
 from django.db import connection
 from django.test import Client
 
-
-def unused_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.conftest import free_port
 
 
 @pytest.fixture
@@ -24,7 +18,7 @@ def database_gone(transactional_db):
         connection.settings_dict["NAME"] = "/nonexistent/folder/db.sqlite3"
     else:
         connection.settings_dict["HOST"] = "127.0.0.1"
-        connection.settings_dict["PORT"] = unused_port()
+        connection.settings_dict["PORT"] = free_port()
     yield
     connection.close()
     connection.settings_dict.clear()

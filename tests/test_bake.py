@@ -149,6 +149,7 @@ def test_project_test_suite_passes_on_postgresql(synced, case):
         "-q",
         "-p",
         "no:cacheprovider",
+        *("-n", "2"),  # as the project's README and CI run it
         "--create-db",
         *variant,
         env=env,

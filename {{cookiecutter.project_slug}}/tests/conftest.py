@@ -16,12 +16,15 @@ pytest_plugins = ["tests.backend"]
 
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
-    """On SQLite, test in a file, so a worker subprocess sees the same data."""
+    """On SQLite, test in a file, so a worker subprocess sees the same data:
+    one file per process of ``pytest -n`` (pytest-xdist), as PostgreSQL's
+    test databases are one per process."""
     from django.conf import settings
 
     database = settings.DATABASES["default"]
     if database["ENGINE"] == "django.db.backends.sqlite3":
-        database["TEST"]["NAME"] = str(settings.BASE_DIR / "test.sqlite3")
+        process = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        database["TEST"]["NAME"] = str(settings.BASE_DIR / f"test_{process}.sqlite3")
 
 
 @pytest.fixture(autouse=True)

@@ -38,10 +38,14 @@ FOLDERS = ("photos/originals", "photos/thumbnails")
 
 @pytest.fixture(autouse=True)
 def bucket(settings):
-    """The test bucket's storage, with no photo files of an earlier test."""
+    """The test bucket's storage, with no photo files of an earlier test:
+    in a folder of this process's own, so that the processes of
+    ``pytest -n`` each empty their own."""
     if TEST_BUCKET == S3_BUCKET:
         pytest.fail("S3_TEST_BUCKET is the project's bucket: the tests empty it")
-    settings.STORAGES = {**settings.STORAGES, "default": s3_storage(TEST_BUCKET)}
+    test_storage = s3_storage(TEST_BUCKET)
+    test_storage["OPTIONS"]["location"] = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    settings.STORAGES = {**settings.STORAGES, "default": test_storage}
     storage = storages["default"]
     assert isinstance(storage, S3Storage)
     for folder in FOLDERS:

@@ -5,7 +5,8 @@ a queued task and reaches 0 once a worker has run it. Then a project of
 one backend, grown by its team (tests/grown.py), is switched with ``cruft
 update --variables-to-update``; the team's task is ported as the new
 README shows. The result must be what a fresh bake of the new backend is,
-plus the team's work, and pass its own suite and ``check --deploy``.
+plus the team's work, and pass its own suite (the real-worker tests run on
+the fresh bake, in tests/test_bake.py) and ``check --deploy``.
 """
 
 import os
@@ -146,6 +147,10 @@ def test_the_switched_project_is_a_fresh_bake_plus_the_teams_work(
 
 
 def test_the_switched_project_passes_its_suite_and_the_deploy_check(switched):
+    """All but the real-worker tests: the test above finds the switched
+    project's files those run byte for byte the fresh bake's (but for the
+    team's settings lines), and tests/test_bake.py runs that bake's whole
+    suite. The team's own test runs here."""
     old, new, project = switched
     run(project, UV, "sync", "--locked", "--quiet")
     env = production_env(f"switched_{old}", new)
@@ -159,7 +164,7 @@ def test_the_switched_project_passes_its_suite_and_the_deploy_check(switched):
     result = run(
         project,
         *(UV, "run", "--no-sync", "pytest", "-v", "-p", "no:cacheprovider"),
-        "--create-db",
+        *("--create-db", "-m", "not worker"),
         env={**env, "SECRET_KEY": "test-" + "k" * 60},
         timeout=900,
     )

@@ -25,6 +25,7 @@ from PIL import Image
 
 from .bakery import (
     BACKENDS,
+    HEAVY,
     backend_of,
     bucket_objects,
     fresh_bucket,
@@ -327,6 +328,13 @@ def test_hostile_uploads_never_fail_the_server_and_all_finish(stack, alice, imag
         assert body["status"] == "done" or body["error"].endswith("."), body
 
 
+# The front's tests, of gunicorn and deploy/nginx, run for one backend per
+# broker (tests/bakery.py HEAVY): both are the same files for every backend
+# (config/gunicorn.py; deploy/ by tests/test_conformance.py), and what a
+# backend adds behind them, the upload's task, every backend's tests run.
+front_backends = pytest.mark.parametrize("case", HEAVY, indirect=True)
+
+
 @pytest.fixture(scope="module", params=["gunicorn", "nginx"])
 def front(request, stack, tmp_path_factory):
     """Where clients connect: gunicorn itself, or deploy/nginx's site before it.
@@ -367,6 +375,7 @@ def answers(url, tls, cookies=None, timeout=2):
     return response.status_code == 200
 
 
+@front_backends
 def test_an_oversized_body_is_refused_before_it_is_read(front, alice):
     """A 1 GiB upload is answered 413 after its headers and 64 KiB of body.
 
@@ -394,6 +403,7 @@ def test_an_oversized_body_is_refused_before_it_is_read(front, alice):
     assert b"too large" in body
 
 
+@front_backends
 def test_slow_uploads_leave_the_site_served(front, alice):
     """Four clients upload at 20 KB/s (8 s each); others are served meanwhile.
 
@@ -435,6 +445,7 @@ def test_slow_uploads_leave_the_site_served(front, alice):
         assert response.status_code == 202, response.text
 
 
+@front_backends
 @pytest.mark.parametrize("front", ["nginx"], indirect=True)
 def test_nginx_limits_login_attempts_and_never_page_loads(front):
     """Past its burst, deploy/nginx answers login POSTs 429 in JSON; GETs of

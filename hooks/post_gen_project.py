@@ -211,12 +211,18 @@ def next_steps(context):
     if broker:
         broker = context["_brokers"][broker]
         lines.append(f"  # start {broker['label']} on {broker['default_url']}")
+    # The README's "Run it" commands, in its order (tests/test_bake.py).
     lines += [
         "  uv run python manage.py migrate",
+        "  uv run python manage.py createsuperuser",
         "  uv run honcho start -p 8000  # web on :8000 + worker, SQLite",
     ]
     if context["use_docker"]:
-        lines.append("  docker compose up --build   # or PostgreSQL + mail catcher")
+        lines += [
+            "  # or, with Docker (PostgreSQL, an S3 server, a mail catcher):",
+            "  docker compose up --build --wait",
+            "  docker compose run --rm web python manage.py createsuperuser",
+        ]
     lines.append("Then read README.md.")
     return "\n".join(lines)
 

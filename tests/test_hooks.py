@@ -9,7 +9,7 @@ import pytest
 from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
 
-from .bakery import ROOT
+from .bakery import CASES, ROOT
 from .published import commit_all, git
 
 
@@ -292,10 +292,23 @@ def test_existing_env_is_kept(tmp_path):
     assert (tmp_path / ".env").read_text() == "SECRET_KEY=mine\n"
 
 
-def test_next_steps_mention_compose_only_with_docker():
-    base = {**GOOD, "project_slug": "notes", "use_docker": True}
-    assert "docker compose up" in post_gen.next_steps(base)
-    assert "docker compose" not in post_gen.next_steps({**base, "use_docker": False})
+@pytest.mark.parametrize("case", [DEFAULTS["task_backend"][0], "rq", "no_deploy"])
+def test_next_steps_are_the_readmes_commands_in_its_order(case, baked):
+    """What the bake prints to do next is what the README's "Run it" says,
+    compose's commands only with Docker; a broker's backend is told to
+    start it."""
+    printed = post_gen.next_steps({**GOOD, **CASES[case]}).splitlines()
+    commands = [
+        line.split("  #")[0].strip()
+        for line in printed[2:-1]
+        if not line.strip().startswith("#")
+    ]
+    readme = (baked(case) / "README.md").read_text()
+    run_it = readme.split("\n## Run it\n")[1].split("\n## ")[0]
+    given = iter(re.findall(r"^\$ (.+)$", run_it, re.M))
+    assert all(command in given for command in commands), (commands, run_it)
+    assert ("docker compose up --build --wait" in commands) == (case != "no_deploy")
+    assert any(line.startswith("  # start Redis") for line in printed) == (case == "rq")
 
 
 def test_an_optional_backend_file_left_empty_is_removed_with_its_folder(tmp_path):

@@ -111,6 +111,7 @@ def slowness(item):
     return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist (``--dist loadgroup``), one process runs a module's
     tests of one project: its module fixtures (a baked project, a running
@@ -119,6 +120,13 @@ def pytest_collection_modifyitems(items):
     A group is the module and the case, or the pair of cases of a switch,
     that the test is parametrized with; other parameters (the front of an
     end-to-end stack, a test's own) do not split it.
+
+    First of the hooks: pytest-xdist's own reads the groups to send each to
+    one process. This conftest is loaded before that plugin, and pluggy calls
+    the plugin loaded last first: without ``tryfirst``, xdist's hook ran
+    before this one and found no group, every test was sent on its own, and
+    each process started every stack. (pytest 9.2 loses the groups in
+    another way: pyproject.toml.)
     """
     groups = {}  # group -> its place, in the order pytest collected them
     for item in items:

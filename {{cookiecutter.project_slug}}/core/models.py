@@ -42,6 +42,12 @@ class Job(models.Model):
         whose task was lost. Inside a transaction, as where it is created."""
         raise NotImplementedError
 
+    @property
+    def status_label(self):
+        """The status as the pages show it (core/static/core/poll.js names
+        them alike): "pending" is queued, to a user."""
+        return "Queued" if self.status == Status.PENDING else self.get_status_display()
+
     def status_payload(self):
         """The JSON the status endpoint returns; subclasses add their fields."""
         return {"id": self.pk, "status": self.status, "error": self.error or None}

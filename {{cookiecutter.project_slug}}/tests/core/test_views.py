@@ -69,10 +69,25 @@ def test_every_error_is_json_for_an_api_client(owner_client, method, url, status
     assert response.json()["error"].endswith(".")
 
 
-def test_a_browser_still_gets_the_html_error_page(owner_client):
+def test_a_browser_still_gets_the_html_error_page(owner_client, settings):
+    settings.DEBUG = False  # as in production: the project's own page
     response = owner_client.get("/no/such/page/", headers={"Accept": "text/html"})
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
+    page = response.content.decode()
+    assert "<h1>Not found</h1>" in page
+    assert 'href="/">Back to your recent work</a>' in page
+
+
+def test_every_page_names_its_icon_and_stylesheet_which_are_served(owner_client):
+    """A favicon of the site's own: no request for /favicon.ico fails."""
+    from django.contrib.staticfiles import finders
+
+    page = owner_client.get("/", headers={"Accept": "text/html"}).content.decode()
+    links = re.findall(r'<link rel="(icon|stylesheet)" href="/static/([^"]+)"', page)
+    assert [rel for rel, _ in links] == ["icon", "stylesheet"]
+    for _, path in links:
+        assert finders.find(path), path
 
 
 def test_a_missing_csrf_token_is_a_json_403(owner):

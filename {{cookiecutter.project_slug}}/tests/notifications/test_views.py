@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.core import mail
 from django.db import transaction
@@ -75,6 +77,43 @@ def test_detail_page_polls_the_status_url(owner_client):
     assert f'data-status-url="/notifications/{notification_id}/status/"' in (
         response.content.decode()
     )
+
+
+def test_detail_page_shows_progress_per_recipient_without_javascript(owner_client):
+    notification_id = owner_client.post("/notifications/", VALID).json()["id"]
+    notification = Notification.objects.get()
+    sent, refused = notification.deliveries.order_by("email")
+    sent.state, refused.state = "sent", "failed"
+    refused.error = "550 No such user"
+    sent.save()
+    refused.save()
+    notification.set_status(Status.DONE)
+
+    page = owner_client.get(f"/notifications/{notification_id}/").content.decode()
+    counts = re.findall(r'data-field="(\w+)">(\d+)</strong> (\w+)', page)
+    assert counts == [
+        ("sent", "1", "sent"),
+        ("pending", "0", "waiting"),
+        ("failed", "1", "refused"),
+    ]
+    assert re.search(r"pi@example.org</span> <span[^>]*>Sent</span>", page)
+    assert re.search(
+        r"postdoc@example.org</span> <span[^>]*>Refused</span> "
+        r'<span class="error">550 No such user</span>',
+        page,
+    )
+    assert 'data-status="done">Done</span>' in page
+    assert 'http-equiv="refresh"' not in page  # finished: nothing to wait for
+
+
+def test_detail_page_of_a_queued_notification_refreshes_without_javascript(
+    owner_client,
+):
+    notification_id = owner_client.post("/notifications/", VALID).json()["id"]
+    page = owner_client.get(f"/notifications/{notification_id}/").content.decode()
+    assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in page
+    assert 'data-status="pending">Queued</span>' in page
+    assert '<p class="error" data-field="error" hidden></p>' in page  # no error
 
 
 @pytest.mark.parametrize("suffix", ["", "status/"])

@@ -118,3 +118,21 @@ def test_the_stored_name_is_ours_with_the_formats_extension(
     assert response.status_code == 202, response.content
     stored = Photo.objects.get().image.name
     assert re.fullmatch(r"photos/originals/[0-9a-f]{32}" + re.escape(extension), stored)
+
+
+def test_detail_page_shows_the_thumbnail_and_the_error_as_served(owner_client):
+    photo_id = upload(owner_client).json()["id"]
+    page = owner_client.get(f"/photos/{photo_id}/").content.decode()
+    thumbnail = re.search(r'<img class="thumbnail"[^>]*>', page)[0]
+    assert thumbnail.endswith(" hidden>")  # until there is one
+
+    services.make_thumbnail(photo_id)
+    page = owner_client.get(f"/photos/{photo_id}/").content.decode()
+    assert f'src="/photos/{photo_id}/thumbnail/"' in page
+    assert 'data-status="done">Done</span>' in page
+    assert '<p class="error" data-field="error" hidden></p>' in page
+
+    failed = Photo.objects.get()
+    failed.set_status("failed", "The file is not an image we can read.")
+    page = owner_client.get(f"/photos/{photo_id}/").content.decode()
+    assert '<p class="error" data-field="error">The file is not an image' in page

@@ -26,19 +26,30 @@ def template_repo(tmp_path_factory):
 def baked(tmp_path_factory, template_repo):
     """Bake a case from a user's checkout of the published template."""
     projects = {}
+    files = {}
 
     def bake(case):
         if case not in projects:
             output = tmp_path_factory.mktemp(f"bake-{case}")
-            path = cookiecutter(
-                str(template_repo.clone),
-                no_input=True,
-                extra_context=CASES[case],
-                output_dir=str(output),
+            path = Path(
+                cookiecutter(
+                    str(template_repo.clone),
+                    no_input=True,
+                    extra_context=CASES[case],
+                    output_dir=str(output),
+                )
             )
-            projects[case] = Path(path)
+            projects[case] = path
+            files[case] = [p for p in sorted(path.rglob("*")) if p.is_file()]
         return projects[case]
 
+    def written(case):
+        """The files the bake wrote: tests that run the project add others
+        (a virtual environment, collected static files)."""
+        bake(case)
+        return files[case]
+
+    bake.written = written
     return bake
 
 

@@ -32,14 +32,13 @@ def case(request):
 def test_no_jinja_leftovers(baked, case):
     project = baked(case)
     leftovers = []
-    for path in project.rglob("*"):
-        if path.is_file() and ".venv" not in path.parts:
-            text = path.read_text(errors="replace")
-            leftovers += [
-                f"{path.relative_to(project)}: {m.group()}"
-                for m in JINJA.finditer(text)
-                if not _django_template_tag(path)
-            ]
+    for path in baked.written(case):
+        text = path.read_text(errors="replace")
+        leftovers += [
+            f"{path.relative_to(project)}: {m.group()}"
+            for m in JINJA.finditer(text)
+            if not _django_template_tag(path)
+        ]
     assert leftovers == []
 
 

@@ -50,16 +50,22 @@ class Published:
         return self.commit
 
 
-def publish(folder):
-    """This working tree, published: every file git tracks or would track."""
-    published = Published(folder)
+def copy_working_tree(target):
+    """Copy every file of this working tree that git tracks or would track
+    (not .venv, caches, .git) to ``target``; return it."""
     listed = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
     for name in filter(None, listed.split("\0")):
         source = ROOT / name
         if source.is_file():  # a tracked file deleted in the tree is gone
-            target = published._work / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
+def publish(folder):
+    """This working tree, published: every file git tracks or would track."""
+    published = Published(folder)
+    copy_working_tree(published._work)
     git(published._work, "init", "--quiet", "--initial-branch", "main")
     published.commit = commit_all(published._work, "The template as tested")
     git(folder, "init", "--quiet", "--bare", "--initial-branch", "main", published.home)

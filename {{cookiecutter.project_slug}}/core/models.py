@@ -19,6 +19,11 @@ class Status(models.TextChoices):
     FAILED = "failed"
 
 
+# What a job is while its task is still to come: the rescue looks at these
+# (core/rescue.py), and the pages keep refreshing (templates/includes/).
+UNFINISHED = [Status.PENDING, Status.RUNNING]
+
+
 class Job(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
@@ -41,6 +46,10 @@ class Job(models.Model):
         """Queue this job's task (again): core/rescue.py calls it for a job
         whose task was lost. Inside a transaction, as where it is created."""
         raise NotImplementedError
+
+    @property
+    def unfinished(self):
+        return self.status in UNFINISHED
 
     @property
     def status_label(self):

@@ -24,11 +24,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Job, Status, Throttle
+from .models import UNFINISHED, Job, Status, Throttle
 
 logger = logging.getLogger(__name__)
-
-UNFINISHED = [Status.PENDING, Status.RUNNING]
 
 
 def job_models():

@@ -65,3 +65,16 @@ class Delivery(models.Model):
 
     def __str__(self):
         return f"{self.email} ({self.state})"
+
+    # How the notification's page shows each state: the job badge's colour
+    # (core/static/core/site.css) and a word for the recipient.
+    SHOWN = {
+        State.PENDING: ("pending", "Waiting"),
+        State.SENT: ("done", "Sent"),
+        State.FAILED: ("failed", "Refused"),
+    }
+
+    @property
+    def shown(self):
+        """(badge status, word) for this delivery's state on the page."""
+        return self.SHOWN[self.state]
